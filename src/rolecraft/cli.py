@@ -1,0 +1,178 @@
+"""The ``rolecraft`` command.
+
+    rolecraft data import roleinstruct-v1 SRC --out DIR [--report FILE]
+    rolecraft data validate DIR
+    rolecraft data stats DIR [--json]
+
+DIR may be ``embedded:demo`` (the demo dataset shipped in the package). Errors print one line
+``error: ...`` on stderr and exit 2 (``data validate``: exit 1 when the dataset is invalid).
+This module imports no deep-learning library, so these commands start fast; new command
+groups add a subparser in :func:`build_parser` and a handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from rolecraft.errors import DataError, RolecraftError
+
+
+def _one_line(msg: object) -> str:
+    return " ".join(str(msg).split("\n"))
+
+
+def _dataset_root(arg: str) -> Path:
+    from rolecraft.data import resolve_data_root
+
+    return resolve_data_root(arg)
+
+
+# ---- data import ---------------------------------------------------------------------
+
+
+def _cmd_data_import(args: argparse.Namespace) -> int:
+    from rolecraft.data import schema
+    from rolecraft.data.importers import IMPORTERS
+    from rolecraft.data.importers.roleinstruct_v1 import RoleInstructImportError
+    from rolecraft.data.stats import dataset_stats
+
+    importer = IMPORTERS[args.format]
+    t0 = time.perf_counter()
+    try:
+        ds, defects = importer(Path(args.src).expanduser())
+    except RoleInstructImportError as e:
+        for d in e.defects:
+            print(d, file=sys.stderr)
+        raise
+    out = schema.save(ds, Path(args.out).expanduser())
+    seconds = time.perf_counter() - t0
+    for d in defects:
+        print(d, file=sys.stderr)
+    stats = dataset_stats(ds)
+    counts = Counter(d.kind for d in defects)
+    summary = (
+        f"imported {args.format} from {args.src} -> {out}: {stats['characters']} characters, "
+        f"{stats['utterances']} utterances, {stats['specific_instructions']} specific + "
+        f"{stats['general_instructions']} general samples, {stats['responses']} references "
+        f"({seconds:.1f}s)"
+    )
+    defect_line = f"{len(defects)} defects" + (
+        ": " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))) if defects else ""
+    )
+    print(summary)
+    print(defect_line)
+    if args.report:
+        from rolecraft.fileio import write_json, write_text
+
+        report = Path(args.report).expanduser()
+        if report.suffix.lower() == ".json":
+            write_json(report, {
+                "format": args.format, "source": str(args.src), "out": str(out),
+                "defect_counts": dict(sorted(counts.items())),
+                "defects": [d.to_dict() for d in defects],
+                "stats": stats,
+            })
+        else:
+            write_text(report, "".join(f"{d}\n" for d in defects) + f"{summary}\n{defect_line}\n")
+        print(f"report written to {report}")
+    return 0
+
+
+# ---- data validate / stats -----------------------------------------------------------
+
+
+def _cmd_data_validate(args: argparse.Namespace) -> int:
+    from rolecraft.data import schema
+
+    try:
+        ds = schema.load(_dataset_root(args.dir))
+    except DataError as e:
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return 1
+    kinds = Counter(s.kind for s in ds.samples)
+    labeled = sum(1 for u in ds.script if u.emotion is not None)
+    print(
+        f"OK: {len(ds.characters)} characters, {len(ds.script)} utterances ({labeled} with emotion), "
+        f"{len(ds.samples)} samples (specific {kinds['specific']}, general {kinds['general']}, raw {kinds['raw']}), "
+        f"{sum(len(s.references) for s in ds.samples)} references"
+    )
+    return 0
+
+
+def _cmd_data_stats(args: argparse.Namespace) -> int:
+    from rolecraft.data import schema
+    from rolecraft.data.stats import dataset_stats, format_stats
+
+    stats = dataset_stats(schema.load(_dataset_root(args.dir)))
+    if args.json:
+        print(json.dumps(stats, ensure_ascii=False, indent=2))
+    else:
+        print(format_stats(stats))
+    return 0
+
+
+# ---- parser --------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line + usage hint, exit 2 (argparse's convention)
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error: {_one_line(message)}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="rolecraft", description="Build, train and evaluate role-playing LLMs (RoleCraft).")
+    parser.add_argument("--version", action="version", version=_version())
+    groups = parser.add_subparsers(dest="group", metavar="COMMAND", parser_class=_Parser)
+    groups.required = True
+
+    data = groups.add_parser("data", help="import, validate and describe RoleInstruct datasets")
+    data_cmds = data.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
+    data_cmds.required = True
+
+    imp = data_cmds.add_parser("import", help="convert a published dataset layout into the canonical format")
+    imp.add_argument("format", choices=["roleinstruct-v1"], help="source layout")
+    imp.add_argument("src", help="the source folder (for roleinstruct-v1: dataset/role with one folder per character)")
+    imp.add_argument("--out", required=True, help="the canonical dataset directory to write (atomically)")
+    imp.add_argument("--report", help="also write the defects to FILE (JSON with stats if it ends in .json, else text)")
+    imp.set_defaults(func=_cmd_data_import)
+
+    val = data_cmds.add_parser("validate", help="check a dataset directory (first defect: file:line)")
+    val.add_argument("dir", help="dataset directory or 'embedded:demo'")
+    val.set_defaults(func=_cmd_data_validate)
+
+    st = data_cmds.add_parser("stats", help="Table-1 statistics and the emotion distribution")
+    st.add_argument("dir", help="dataset directory or 'embedded:demo'")
+    st.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
+    st.set_defaults(func=_cmd_data_stats)
+    return parser
+
+
+def _version() -> str:
+    from rolecraft import __version__
+
+    return f"rolecraft {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RolecraftError as e:
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `rolecraft data stats DIR | head`
+        return 0
+    except OSError as e:  # unwritable --out, a file where a directory should be, ...
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"error: {where}{_one_line(e.strerror or e)}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

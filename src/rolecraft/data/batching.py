@@ -1,0 +1,91 @@
+"""Batches: one loader item = one optimizer step, split into padded micro-batches.
+
+Keeping a whole accumulation window in one item lets the loss be normalised by the label tokens
+of the whole window (not a mean of per-micro-batch means), and makes the data order a pure
+function of (seed, epoch, step): resuming from a checkpoint continues with exactly the batches an
+uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable, Sequence
+
+import torch
+
+from rolecraft.data.tokenize import IGNORE_INDEX, Encoded
+from rolecraft.errors import ConfigError
+
+
+def pad_batch(rows: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest row of this micro-batch (dynamic padding)."""
+    width = max(len(r.input_ids) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        n = len(r.input_ids)
+        ids[i, :n] = torch.tensor(r.input_ids)
+        labels[i, :n] = torch.tensor(r.labels)
+        mask[i, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+class StepCollator:
+    def __init__(self, pad_id: int, micro_batch_size: int):
+        self.pad_id, self.micro = pad_id, micro_batch_size
+
+    def __call__(self, rows: list[Encoded]) -> dict:
+        rows = sorted(rows, key=lambda r: len(r.input_ids), reverse=True)
+        micro = [pad_batch(rows[i:i + self.micro], self.pad_id) for i in range(0, len(rows), self.micro)]
+        return {
+            "micro": micro,
+            "label_tokens": sum(int((m["labels"] != IGNORE_INDEX).sum()) for m in micro),
+            "tokens": sum(len(r.input_ids) for r in rows),
+        }
+
+
+class StepBatchSampler:
+    """Per optimizer step, this rank's share of a global batch; seeded by (seed, epoch).
+
+    ``position`` returns (epoch, global_step) of the trainer when an epoch starts: after a resume
+    mid-epoch, the steps already taken in that epoch are skipped.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, group_by_length: bool,
+                 rank: int = 0, world_size: int = 1, position: Callable[[], tuple[int, int]] | None = None):
+        self.lengths, self.batch_size, self.seed = list(lengths), batch_size, seed
+        self.group_by_length, self.rank, self.world = group_by_length, rank, world_size
+        self.position = position or (lambda: (0, 0))
+        if len(self) == 0:
+            raise ConfigError(
+                f"{len(self.lengths)} training samples cannot fill one step of optim.batch_size={batch_size} "
+                f"x {world_size} device(s); lower optim.batch_size or add data")
+
+    def __len__(self) -> int:
+        return len(self.lengths) // (self.batch_size * self.world)
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        rng = random.Random(self.seed * 100_003 + epoch)
+        order = list(range(len(self.lengths)))
+        rng.shuffle(order)
+        g = self.batch_size * self.world
+        if self.group_by_length:  # sort within mega-chunks so a step's samples have similar length
+            mega = g * 16
+            order = [i for c in range(0, len(order), mega)
+                     for i in sorted(order[c:c + mega], key=lambda j: -self.lengths[j])]
+        steps = [order[i:i + g] for i in range(0, len(self) * g, g)]
+        if self.group_by_length:
+            rng.shuffle(steps)
+        return [s[self.rank * self.batch_size:(self.rank + 1) * self.batch_size] for s in steps]
+
+    def __iter__(self):
+        epoch, global_step = self.position()
+        skip = max(0, global_step - epoch * len(self))
+        yield from self.epoch_batches(epoch)[skip:]
+
+
+def eval_batches(n: int, micro_batch_size: int, rank: int = 0, world_size: int = 1) -> list[list[int]]:
+    """Fixed-order micro-batches of this rank's share of ``n`` validation rows."""
+    mine = list(range(n))[rank::world_size]
+    return [mine[i:i + micro_batch_size] for i in range(0, len(mine), micro_batch_size)]

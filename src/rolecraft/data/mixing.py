@@ -1,0 +1,43 @@
+"""Which samples train and which evaluate (data=general|specific|hybrid; paper Table 6)."""
+
+from __future__ import annotations
+
+import random
+
+from rolecraft.data.schema import KINDS, RoleInstruct, Sample
+from rolecraft.errors import ConfigError
+
+MIXES = {"general": ("general",), "specific": ("specific",), "hybrid": ("general", "specific")}
+
+
+def training_samples(ds: RoleInstruct, mix: str, split: str = "train", specific_ratio: float | None = None,
+                     train_on_raw: bool = False, max_samples: int | None = None, seed: int = 0) -> list[Sample]:
+    """The samples of ``split`` that train under ``mix``, in a seeded order."""
+    if mix not in MIXES:
+        raise ConfigError(f"data.mix={mix!r} is not one of {', '.join(MIXES)}")
+    kinds = set(MIXES[mix]) | ({"raw"} if train_on_raw else set())
+    by_kind = {k: [s for s in ds.samples if s.split == split and s.kind == k] for k in kinds}
+    rng = random.Random(seed)
+    if mix == "hybrid" and specific_ratio is not None:
+        if not 0.0 < specific_ratio < 1.0:
+            raise ConfigError(f"data.specific_ratio={specific_ratio} must be between 0 and 1 (exclusive), or null")
+        spe, gen = by_kind["specific"], by_kind["general"]
+        # the largest mix with exactly this share that both pools can supply
+        total = min(len(spe) / specific_ratio, len(gen) / (1 - specific_ratio))
+        n_spe = round(total * specific_ratio)
+        by_kind["specific"] = rng.sample(spe, n_spe)
+        by_kind["general"] = rng.sample(gen, round(total) - n_spe)
+    out = [s for k in KINDS if k in by_kind for s in by_kind[k]]
+    rng.shuffle(out)
+    if max_samples is not None:
+        out = out[:max_samples]
+    return out
+
+
+def evaluation_samples(ds: RoleInstruct, split: str = "test", max_per_kind: int | None = None) -> list[Sample]:
+    """Every kind of ``split`` (RAW, CUS and SPE are always all scored), at most ``max_per_kind`` each."""
+    out = []
+    for kind in KINDS:
+        rows = [s for s in ds.samples if s.split == split and s.kind == kind]
+        out.extend(rows[:max_per_kind] if max_per_kind is not None else rows)
+    return out

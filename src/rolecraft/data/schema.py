@@ -1,0 +1,236 @@
+"""The canonical RoleInstruct on-disk format (see README "Data format").
+
+A dataset is a directory with four files::
+
+    meta.json          {"format": "roleinstruct", "version": 1, "name": ..., "source": ...}
+    characters.jsonl   {"name", "profile": {field: value, ...}}
+    script.jsonl       {"id", "character", "dialogue", "turn", "speaker", "text", "emotion"}
+    samples.jsonl      {"id", "kind", "character", "instruction", "references": [...], "split"}
+
+``script.jsonl`` rows belong to the script of ``character`` (the one being played);
+``speaker`` is who says the line (the character or someone else).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rolecraft.errors import DataError
+from rolecraft.fileio import read_json, read_jsonl
+
+FORMAT_NAME = "roleinstruct"
+FORMAT_VERSION = 1
+
+# The paper's ten labels: Ekman's six + neutral, frustration, excitement, other.
+EMOTIONS = (
+    "anger", "disgust", "fear", "happiness", "sadness",
+    "surprise", "neutral", "frustration", "excitement", "other",
+)
+# How labels are written in Chinese prompts (the data is Chinese; emotions=on shows these).
+EMOTION_ZH = {
+    "anger": "愤怒", "disgust": "厌恶", "fear": "恐惧", "happiness": "快乐", "sadness": "悲伤",
+    "surprise": "惊讶", "neutral": "中立", "frustration": "沮丧", "excitement": "兴奋", "other": "其他",
+}
+KINDS = ("general", "specific", "raw")
+SPLITS = ("train", "val", "test")
+# Which Rouge-L column each kind feeds (paper Table 2).
+KIND_TO_METRIC = {"raw": "raw", "general": "cus", "specific": "spe"}
+
+FILES = ("meta.json", "characters.jsonl", "script.jsonl", "samples.jsonl")
+
+
+@dataclass
+class Character:
+    name: str
+    profile: dict[str, str]
+
+
+@dataclass
+class Utterance:
+    id: str
+    character: str
+    dialogue: str
+    turn: int
+    speaker: str
+    text: str
+    emotion: str | None  # None = not annotated yet
+
+
+@dataclass
+class Sample:
+    id: str
+    kind: str
+    character: str
+    instruction: str
+    references: list[str]
+    split: str
+
+
+@dataclass
+class RoleInstruct:
+    root: Path | None
+    meta: dict
+    characters: dict[str, Character]
+    script: list[Utterance] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+
+    def script_of(self, character: str) -> list[Utterance]:
+        return [u for u in self.script if u.character == character]
+
+
+def stable_id(*parts: str, length: int = 12) -> str:
+    """A short content hash: the same inputs give the same id on every machine."""
+    h = hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()
+    return h[:length]
+
+
+def assign_split(key: str, val: float = 0.05, test: float = 0.05) -> str:
+    """Deterministic split from a hash of ``key`` (stable when other rows are added or removed)."""
+    bucket = int(hashlib.sha1(key.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
+    if bucket < test:
+        return "test"
+    if bucket < test + val:
+        return "val"
+    return "train"
+
+
+def split_key(kind: str, character: str, instruction: str) -> str:
+    """General/raw instructions are shared by all characters: split by instruction text so the
+    same instruction never sits in train for one character and in test for another."""
+    return instruction if kind in ("general", "raw") else f"{character}\x1f{instruction}"
+
+
+def _require(obj: dict, key: str, typ: type | tuple, where: str) -> object:
+    if key not in obj:
+        raise DataError(f"{where}: missing required field '{key}'")
+    val = obj[key]
+    if not isinstance(val, typ):
+        names = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
+        raise DataError(f"{where}: field '{key}' must be {names}, got {type(val).__name__} {val!r:.60}")
+    return val
+
+
+def _nonempty(val: str, key: str, where: str) -> str:
+    if not val.strip():
+        raise DataError(f"{where}: field '{key}' is empty; give it text or remove the row")
+    return val
+
+
+def parse_character(obj: dict, where: str) -> Character:
+    name = _nonempty(_require(obj, "name", str, where), "name", where)
+    profile = _require(obj, "profile", dict, where)
+    if not profile:
+        raise DataError(f"{where}: character '{name}' has an empty profile")
+    for k, v in profile.items():
+        if not isinstance(v, str):
+            raise DataError(f"{where}: profile field '{k}' of '{name}' must be a string, got {type(v).__name__}")
+    return Character(name=name, profile=dict(profile))
+
+
+def parse_utterance(obj: dict, where: str) -> Utterance:
+    emotion = obj.get("emotion")
+    if emotion is not None and emotion not in EMOTIONS:
+        raise DataError(f"{where}: unknown emotion label {emotion!r}; use one of {', '.join(EMOTIONS)} (or null if unannotated)")
+    return Utterance(
+        id=_require(obj, "id", str, where),
+        character=_require(obj, "character", str, where),
+        dialogue=str(obj.get("dialogue", "")),
+        turn=int(_require(obj, "turn", int, where)),
+        speaker=_nonempty(_require(obj, "speaker", str, where), "speaker", where),
+        text=_nonempty(_require(obj, "text", str, where), "text", where),
+        emotion=emotion,
+    )
+
+
+def parse_sample(obj: dict, where: str) -> Sample:
+    kind = _require(obj, "kind", str, where)
+    if kind not in KINDS:
+        raise DataError(f"{where}: unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+    refs = _require(obj, "references", list, where)
+    if not refs:
+        raise DataError(f"{where}: 'references' is empty; a sample needs at least one answer")
+    for i, r in enumerate(refs):
+        if not isinstance(r, str) or not r.strip():
+            raise DataError(f"{where}: references[{i}] is empty or not a string; remove it or give the answer text")
+    instruction = _nonempty(_require(obj, "instruction", str, where), "instruction", where)
+    character = _require(obj, "character", str, where)
+    split = obj.get("split") or assign_split(split_key(kind, character, instruction))
+    if split not in SPLITS:
+        raise DataError(f"{where}: unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    return Sample(
+        id=_require(obj, "id", str, where), kind=kind, character=character,
+        instruction=instruction, references=list(refs), split=split,
+    )
+
+
+def load(root: str | Path) -> RoleInstruct:
+    """Read and validate a canonical RoleInstruct directory; the first defect raises DataError."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a directory; point data.root at a RoleInstruct directory (or 'embedded:demo')")
+    for name in FILES:
+        if not (root / name).is_file():
+            raise DataError(f"{root}: missing {name}; a RoleInstruct directory holds {', '.join(FILES)}")
+    meta = read_json(root / "meta.json")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise DataError(f"{root / 'meta.json'}: 'format' must be {FORMAT_NAME!r}")
+    if meta.get("version") != FORMAT_VERSION:
+        raise DataError(f"{root / 'meta.json'}: unsupported version {meta.get('version')!r} (this RoleCraft reads {FORMAT_VERSION})")
+
+    characters: dict[str, Character] = {}
+    for lineno, obj in read_jsonl(root / "characters.jsonl"):
+        where = f"{root / 'characters.jsonl'}:{lineno}"
+        c = parse_character(obj, where)
+        if c.name in characters:
+            raise DataError(f"{where}: duplicate character {c.name!r}")
+        characters[c.name] = c
+    if not characters:
+        raise DataError(f"{root / 'characters.jsonl'}: no characters")
+
+    def known(name: str, where: str) -> None:
+        if name not in characters:
+            raise DataError(f"{where}: unknown character {name!r}; known: {', '.join(characters)}")
+
+    script, ids = [], set()
+    for lineno, obj in read_jsonl(root / "script.jsonl"):
+        where = f"{root / 'script.jsonl'}:{lineno}"
+        u = parse_utterance(obj, where)
+        known(u.character, where)
+        if u.id in ids:
+            raise DataError(f"{where}: duplicate id {u.id!r}")
+        ids.add(u.id)
+        script.append(u)
+
+    samples, ids = [], set()
+    for lineno, obj in read_jsonl(root / "samples.jsonl"):
+        where = f"{root / 'samples.jsonl'}:{lineno}"
+        s = parse_sample(obj, where)
+        known(s.character, where)
+        if s.id in ids:
+            raise DataError(f"{where}: duplicate id {s.id!r}")
+        ids.add(s.id)
+        samples.append(s)
+    return RoleInstruct(root=root, meta=meta, characters=characters, script=script, samples=samples)
+
+
+def to_rows(ds: RoleInstruct) -> dict[str, list[dict]]:
+    """The rows of each JSONL file, for writers."""
+    return {
+        "characters.jsonl": [asdict(c) for c in ds.characters.values()],
+        "script.jsonl": [asdict(u) for u in ds.script],
+        "samples.jsonl": [asdict(s) for s in ds.samples],
+    }
+
+
+def save(ds: RoleInstruct, out: str | Path) -> Path:
+    """Write a dataset directory atomically (a failure leaves no half-written directory)."""
+    from rolecraft.fileio import atomic_dir, write_json, write_jsonl
+
+    out = Path(out)
+    with atomic_dir(out) as tmp:
+        write_json(tmp / "meta.json", {"format": FORMAT_NAME, "version": FORMAT_VERSION, **{k: v for k, v in ds.meta.items() if k not in ("format", "version")}})
+        for name, rows in to_rows(ds).items():
+            write_jsonl(tmp / name, rows)
+    return out

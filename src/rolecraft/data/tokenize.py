@@ -1,0 +1,70 @@
+"""Chat-template tokenization with response-only labels and explicit, counted truncation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class Encoded:
+    input_ids: list[int]
+    labels: list[int]
+
+
+@dataclass
+class TruncationCounts:
+    prompts: int = 0
+    responses: int = 0
+    examples: list[str] = field(default_factory=list)  # ids of the first few truncated samples
+
+    def note(self, sample_id: str) -> None:
+        if len(self.examples) < 5 and sample_id not in self.examples:
+            self.examples.append(sample_id)
+
+
+class ChatEncoder:
+    """Turns messages into token ids with the tokenizer's chat template (or an override)."""
+
+    def __init__(self, tokenizer, max_source_length: int, max_target_length: int,
+                 chat_template: str | None = None):
+        self.tok = tokenizer
+        self.max_source_length = max_source_length
+        self.max_target_length = max_target_length
+        self.template = chat_template
+        self.truncated = TruncationCounts()
+
+    def render(self, messages: list[dict], add_generation_prompt: bool) -> str:
+        return self.tok.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=add_generation_prompt,
+            chat_template=self.template,
+        )
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tok(text, add_special_tokens=False)["input_ids"]
+
+    def prompt_ids(self, messages: list[dict], sample_id: str = "") -> list[int]:
+        """The generation prompt (system + user + assistant header), left-truncated if too long."""
+        ids = self._ids(self.render(messages, add_generation_prompt=True))
+        if len(ids) > self.max_source_length:
+            self.truncated.prompts += 1
+            self.truncated.note(sample_id)
+            ids = ids[-self.max_source_length:]
+        return ids
+
+    def encode(self, messages: list[dict], sample_id: str = "") -> Encoded:
+        """Prompt + answer; labels cover only the answer and the template's end-of-turn tokens."""
+        prompt_text = self.render(messages[:-1], add_generation_prompt=True)
+        full_text = self.render(messages, add_generation_prompt=False)
+        if full_text.startswith(prompt_text):
+            answer_text = full_text[len(prompt_text):]
+        else:  # templates that re-render earlier turns differently: answer + eos
+            answer_text = messages[-1]["content"] + (self.tok.eos_token or "")
+        prompt = self.prompt_ids(messages[:-1], sample_id)
+        answer = self._ids(answer_text)
+        if len(answer) > self.max_target_length:
+            self.truncated.responses += 1
+            self.truncated.note(sample_id)
+            answer = answer[: self.max_target_length]
+        return Encoded(input_ids=prompt + answer, labels=[IGNORE_INDEX] * len(prompt) + answer)

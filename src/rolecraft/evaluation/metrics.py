@@ -1,0 +1,34 @@
+"""Score predictions per kind: RAW (general ability), CUS (speaking style), SPE (knowledge)."""
+
+from __future__ import annotations
+
+from statistics import fmean
+
+from rolecraft.data.schema import KIND_TO_METRIC
+from rolecraft.evaluation.rouge import RougeOptions, is_empty, rouge_l
+
+
+def score_predictions(rows: list[dict], opts: RougeOptions, prefix: str = "test") -> dict:
+    """Flat metrics from rows with kind, prediction, references. Adds each row's "rouge_l".
+
+    Avg is the mean of the kinds present (the paper's Avg = mean of RAW, CUS, SPE).
+    """
+    per_kind: dict[str, list[float]] = {}
+    empty: dict[str, int] = {}
+    for row in rows:
+        s = rouge_l(row["prediction"], row["references"], opts)
+        row["rouge_l"] = s
+        col = KIND_TO_METRIC[row["kind"]]
+        per_kind.setdefault(col, []).append(s)
+        empty[col] = empty.get(col, 0) + int(is_empty(row["prediction"]))
+    m: dict = {}
+    for col in ("raw", "cus", "spe"):
+        if col in per_kind:
+            m[f"{prefix}/rouge_l/{col}"] = fmean(per_kind[col])
+            m[f"{prefix}/n/{col}"] = len(per_kind[col])
+            m[f"{prefix}/empty/{col}"] = empty[col]
+    if per_kind:
+        m[f"{prefix}/rouge_l/avg"] = fmean(m[f"{prefix}/rouge_l/{c}"] for c in per_kind)
+    for key in ("tokenizer", "stat", "references", "postprocess"):
+        m[f"{prefix}/rouge_l/options/{key}"] = getattr(opts, key)
+    return m

@@ -1,0 +1,118 @@
+"""Rouge-L exactly as rouge-chinese computes it, ~200x faster.
+
+rouge-chinese splits a text into sentences at Chinese end punctuation, re-joins each sentence's
+whitespace tokens, and then takes ONE longest common subsequence over the flattened token lists
+(no union-LCS): F = 2PR / (P + R + 1e-8). We reproduce that token stream and compute the LCS with
+rapidfuzz (C++), which gives bit-identical P/R/F. jieba's dictionary loads once per process.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+from itertools import chain
+
+from rapidfuzz.distance import LCSseq
+
+TOKENIZERS = ("jieba", "char")
+STATS = ("f", "r", "p")
+REFERENCES = ("max", "first")
+POSTPROCESS = ("none", "strip_punct")
+
+_PUNCT = set(string.punctuation) | set("，。！？；：、“”‘’（）《》【】…—～·「」『』〈〉﹏")
+_jieba = None
+
+
+def _jieba_cut(text: str) -> list[str]:
+    global _jieba
+    if _jieba is None:
+        import logging
+
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        jieba.initialize()
+        _jieba = jieba
+    return list(_jieba.cut(text))
+
+
+def tokenize(text: str, tokenizer: str = "jieba", postprocess: str = "none") -> str:
+    """The space-joined token string that rouge-chinese users feed it."""
+    if tokenizer == "jieba":
+        toks = _jieba_cut(text)
+    elif tokenizer == "char":
+        toks = [c for c in text if not c.isspace()]
+    else:
+        raise ValueError(f"rouge.tokenizer={tokenizer!r}: use one of {TOKENIZERS}")
+    if postprocess == "strip_punct":
+        toks = [t for t in toks if t.strip() and not all(c in _PUNCT for c in t.strip())]
+    elif postprocess != "none":
+        raise ValueError(f"rouge.postprocess={postprocess!r}: use one of {POSTPROCESS}")
+    return " ".join(toks)
+
+
+def _cut_sent(para: str) -> list[str]:
+    # rouge-chinese's sentence splitter, rule for rule
+    para = re.sub(r"([。！？\?])([^”’])", r"\1\n\2", para)
+    para = re.sub(r"(\.{6})([^”’])", r"\1\n\2", para)
+    para = re.sub(r"(\…{2})([^”’])", r"\1\n\2", para)
+    para = re.sub(r"([。！？\?][”’])([^，。！？\?])", r"\1\n\2", para)
+    return para.rstrip().split("\n")
+
+
+def words(tokenized: str) -> list[str]:
+    """rouge-chinese's flattened word list of a space-tokenized text."""
+    sents = [" ".join(s.split()) for s in _cut_sent(tokenized) if len(s) > 0]
+    return list(chain.from_iterable(s.split(" ") for s in sents))
+
+
+@dataclass(frozen=True)
+class Score:
+    p: float
+    r: float
+    f: float
+
+    def get(self, stat: str) -> float:
+        return getattr(self, stat)
+
+
+ZERO = Score(0.0, 0.0, 0.0)
+
+
+def rouge_l_words(hyp: list[str], ref: list[str]) -> Score:
+    if not hyp or not ref:
+        return ZERO
+    lcs = LCSseq.similarity(hyp, ref)
+    p, r = lcs / len(hyp), lcs / len(ref)
+    return Score(p, r, 2.0 * ((p * r) / (p + r + 1e-8)))
+
+
+@dataclass(frozen=True)
+class RougeOptions:
+    tokenizer: str = "jieba"
+    stat: str = "f"
+    references: str = "max"
+    postprocess: str = "none"
+
+    def __post_init__(self):
+        for key, val, allowed in (("tokenizer", self.tokenizer, TOKENIZERS), ("stat", self.stat, STATS),
+                                  ("references", self.references, REFERENCES),
+                                  ("postprocess", self.postprocess, POSTPROCESS)):
+            if val not in allowed:
+                raise ValueError(f"rouge.{key}={val!r}: use one of {', '.join(allowed)}")
+
+
+def is_empty(prediction: str) -> bool:
+    """What rouge-chinese cannot score (it raises): nothing but whitespace."""
+    return not prediction.strip()
+
+
+def rouge_l(prediction: str, references: list[str], opts: RougeOptions = RougeOptions()) -> float:
+    """One sample's Rouge-L: an empty prediction scores 0 (callers count those)."""
+    if is_empty(prediction):
+        return 0.0
+    hyp = words(tokenize(prediction, opts.tokenizer, opts.postprocess))
+    refs = references[:1] if opts.references == "first" else references
+    return max(rouge_l_words(hyp, words(tokenize(r, opts.tokenizer, opts.postprocess))).get(opts.stat)
+               for r in refs)

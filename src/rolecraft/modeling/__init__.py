@@ -1,0 +1,1 @@
+"""Model side: base model loading (hub, local, embedded tiny), LoRA, the LightningModule."""

@@ -1,0 +1,110 @@
+"""LightningModule: one training_step = one optimizer step over a whole accumulation window."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from rolecraft.data.tokenize import IGNORE_INDEX
+
+
+def token_loss_sum(model, batch: dict) -> tuple[torch.Tensor, int]:
+    """Summed next-token cross-entropy over label tokens, and their count."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    shift_logits = logits[:, :-1, :].float()
+    shift_labels = batch["labels"][:, 1:]
+    loss = F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1),
+                           ignore_index=IGNORE_INDEX, reduction="sum")
+    return loss, int((shift_labels != IGNORE_INDEX).sum())
+
+
+class RolePlayModule(L.LightningModule):
+    def __init__(self, model, optim_cfg, max_steps: int):
+        super().__init__()
+        self.model = model
+        self.optim_cfg = optim_cfg
+        self.max_steps = max_steps
+        self.automatic_optimization = False
+        # checkpoints hold only the adapter: the frozen base is missing from them on purpose
+        self.strict_loading = False
+        self.last_train_loss: float | None = None
+        self.train_tokens = 0
+
+    # ---- training -------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx):
+        opt = self.optimizers()
+        sched = self.lr_schedulers()
+        # label tokens of the whole window on all ranks: DDP averages gradients, so scaling by
+        # world_size / global count makes the update the exact per-token mean over everything
+        n_local = torch.tensor(float(sum(int((m["labels"][:, 1:] != IGNORE_INDEX).sum()) for m in batch["micro"])),
+                               device=self.device)
+        n_global = self.all_gather(n_local).sum() if self.trainer.world_size > 1 else n_local
+        scale = self.trainer.world_size / n_global.clamp(min=1.0)
+        total = torch.zeros((), device=self.device)
+        for mb in batch["micro"]:
+            loss_sum, _ = token_loss_sum(self.model, mb)
+            self.manual_backward(loss_sum * scale)
+            total += loss_sum.detach()
+        if self.optim_cfg.gradient_clip_val:
+            self.clip_gradients(opt, gradient_clip_val=self.optim_cfg.gradient_clip_val, gradient_clip_algorithm="norm")
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sched.step()
+        loss = total / n_local.clamp(min=1.0)
+        self.last_train_loss = float(loss)
+        self.train_tokens += int(batch["tokens"])
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(batch["micro"]))
+        self.log("train/lr", sched.get_last_lr()[0], on_step=True, on_epoch=False)
+        return loss
+
+    # ---- validation -----------------------------------------------------------------------
+    def on_validation_epoch_start(self):
+        self._val_sum = torch.zeros((), device=self.device)
+        self._val_n = torch.zeros((), device=self.device)
+
+    def validation_step(self, batch, batch_idx):
+        for mb in batch["micro"]:
+            s, n = token_loss_sum(self.model, mb)
+            self._val_sum += s
+            self._val_n += n
+
+    def on_validation_epoch_end(self):
+        s, n = self._val_sum, self._val_n
+        if self.trainer.world_size > 1:
+            s, n = self.all_gather(s).sum(), self.all_gather(n).sum()
+        self.log("val/loss", s / n.clamp(min=1.0), prog_bar=True, rank_zero_only=False, sync_dist=False)
+
+    # ---- optimizer ------------------------------------------------------------------------
+    def configure_optimizers(self):
+        c = self.optim_cfg
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=c.lr, betas=tuple(c.betas), eps=c.eps, weight_decay=c.weight_decay)
+        warm, total = c.warmup_steps, max(1, self.max_steps)
+
+        def factor(step: int) -> float:
+            if warm and step < warm:
+                return (step + 1) / warm
+            if c.scheduler == "constant":
+                return 1.0
+            progress = min(1.0, (step - warm) / max(1, total - warm))
+            if c.scheduler == "linear":
+                return 1.0 - progress
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ---- checkpoints: adapter weights + optimizer + RNG, never the frozen base -------------
+    def on_save_checkpoint(self, checkpoint):
+        trainable = {n for n, p in self.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+        checkpoint["rolecraft_rng"] = {"torch": torch.get_rng_state(), "train_tokens": self.train_tokens}
+
+    def on_load_checkpoint(self, checkpoint):
+        extra = checkpoint.get("rolecraft_rng")
+        if extra:
+            torch.set_rng_state(extra["torch"])
+            self.train_tokens = int(extra.get("train_tokens", 0))

@@ -1,0 +1,38 @@
+"""`python train.py ...` / `rolecraft-train ...`: compose the config, then train and evaluate.
+
+Only hydra/omegaconf are imported until the config has composed, so `--help`, `--cfg job` and
+typos in keys or group options answer in well under a second.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from rolecraft import config as _schema  # noqa: F401  (registers the typed schema)
+from rolecraft.paths import config_dir
+
+
+@hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    from rolecraft.errors import RolecraftError
+
+    try:
+        from rolecraft.training.run import run
+
+        metrics = run(cfg)
+    except RolecraftError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    # a number for Hydra sweepers (e.g. Optuna) to optimise
+    return None if metrics is None else metrics.get("test/rouge_l/avg")
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Training: Lightning trainer and loggers from config, and the train-then-evaluate run."""

@@ -1,0 +1,73 @@
+"""Lightning Trainer, callbacks and loggers from the config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rolecraft.errors import ConfigError
+
+
+def build_strategy(tcfg, model=None):
+    if tcfg.strategy == "ddp" and tcfg.process_group_backend:
+        from lightning.pytorch.strategies import DDPStrategy
+
+        return DDPStrategy(process_group_backend=tcfg.process_group_backend)
+    if tcfg.strategy == "fsdp":
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        layer_classes = set()
+        for name in getattr(model, "_no_split_modules", None) or []:
+            for m in model.modules():
+                if type(m).__name__ == name:
+                    layer_classes.add(type(m))
+        # use_orig_params: the frozen base and trainable LoRA weights share FSDP flat params
+        return FSDPStrategy(auto_wrap_policy=layer_classes or None, use_orig_params=True,
+                            process_group_backend=tcfg.process_group_backend)
+    return tcfg.strategy
+
+
+def build_loggers(cfg, out: Path):
+    name = cfg.logger.name
+    if name == "none":
+        return False
+    if name == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        return [CSVLogger(save_dir=str(out), name="logs", version="")]
+    if name == "wandb":
+        from omegaconf import OmegaConf
+        from lightning.pytorch.loggers import WandbLogger
+
+        from rolecraft.training.records import redact
+
+        w = cfg.logger.wandb
+        return [WandbLogger(project=w.project, entity=w.entity, group=w.group, job_type=w.job_type,
+                            tags=list(w.tags) + list(cfg.tags), mode=w.mode, save_dir=str(out),
+                            log_model=w.log_model,
+                            config=redact(OmegaConf.to_container(cfg, resolve=True)))]
+    raise ConfigError(f"logger.name={name!r}: use csv, wandb or none")
+
+
+def build_trainer(cfg, out: Path, model=None):
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    t = cfg.trainer
+    if t.max_steps < 0 and t.max_epochs < 0:
+        raise ConfigError("trainer.max_steps and trainer.max_epochs are both -1; set one of them")
+    callbacks = [ModelCheckpoint(dirpath=str(out / "checkpoints"), filename="step-{step}",
+                                 every_n_train_steps=max(1, t.checkpoint_every_n_steps),
+                                 save_top_k=-1, save_last=True, save_on_train_epoch_end=False)]
+    if t.enable_progress_bar:
+        from lightning.pytorch.callbacks import TQDMProgressBar
+
+        callbacks.append(TQDMProgressBar(refresh_rate=10))
+    return L.Trainer(
+        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=build_strategy(t, model),
+        precision=t.precision, max_steps=t.max_steps, max_epochs=t.max_epochs,
+        val_check_interval=t.val_check_interval, check_val_every_n_epoch=None if t.val_check_interval else 1,
+        limit_val_batches=t.limit_val_batches, log_every_n_steps=t.log_every_n_steps,
+        enable_progress_bar=t.enable_progress_bar, deterministic=t.deterministic,
+        logger=build_loggers(cfg, out), callbacks=callbacks, default_root_dir=str(out),
+        use_distributed_sampler=False, num_sanity_val_steps=0, enable_model_summary=False,
+    )
