@@ -1,6 +1,11 @@
-"""The embedded default base model: a tiny Qwen2-shaped causal LM with a byte-level BPE tokenizer
-trained on the demo corpus. Built deterministically on first use and saved with save_pretrained,
-so it loads through exactly the same AutoModelForCausalLM / AutoTokenizer path as a hub model.
+"""The embedded default base model: a tiny Qwen2-shaped causal LM with a byte-level BPE tokenizer,
+both trained on the demo corpus. Built deterministically on first use and saved with
+save_pretrained, so it loads through exactly the same AutoModelForCausalLM / AutoTokenizer path as
+a hub model.
+
+Like a real base, it is briefly pretrained (plain next-token prediction, no chat format) on the
+demo's *training* text only — profiles, script lines, train-split instructions and answers — so
+that LoRA fine-tuning has language to build on and the test split stays unseen.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from pathlib import Path
 from rolecraft.fileio import atomic_dir
 
 EMBEDDED_PREFIX = "embedded:"
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
+PRETRAIN = dict(steps=120, seq_len=128, batch_size=8, lr=3e-3, seed=0)
 ARCH = dict(
     hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
     num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True, rope_theta=10000.0,
@@ -28,31 +34,20 @@ CHAT_TEMPLATE = (
 
 
 def demo_corpus() -> list[str]:
-    """Every text of the demo dataset, in file order (the tokenizer's training corpus)."""
+    """The demo's training text in file order: profiles, script lines, train-split samples."""
     from rolecraft.data import resolve_data_root
+    from rolecraft.data.schema import load
 
-    root = resolve_data_root("embedded:demo")
-    texts: list[str] = []
-    for name in ("characters.jsonl", "script.jsonl", "samples.jsonl"):
-        for line in (root / name).read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                texts.extend(_strings(json.loads(line)))
+    ds = load(resolve_data_root("embedded:demo"))
+    texts = ["\n".join(f"{k}：{v}" for k, v in c.profile.items()) for c in ds.characters.values()]
+    texts += [f"{u.speaker}：{u.text}" for u in ds.script]
+    texts += [t for s in ds.samples if s.split == "train" for t in (s.instruction, *s.references)]
     return texts
-
-
-def _strings(obj) -> list[str]:
-    if isinstance(obj, str):
-        return [obj]
-    if isinstance(obj, dict):
-        return [s for k, v in obj.items() for s in (_strings(k) + _strings(v))]
-    if isinstance(obj, list):
-        return [s for v in obj for s in _strings(v)]
-    return []
 
 
 def _fingerprint(corpus: list[str]) -> str:
     h = hashlib.sha256(json.dumps({"v": BUILDER_VERSION, "arch": ARCH, "vocab": VOCAB_SIZE,
-                                   "template": CHAT_TEMPLATE}, sort_keys=True).encode())
+                                   "template": CHAT_TEMPLATE, "pretrain": PRETRAIN}, sort_keys=True).encode())
     for t in corpus:
         h.update(t.encode("utf-8"))
         h.update(b"\x00")
@@ -86,10 +81,43 @@ def build(out: Path, corpus: list[str], seed: int = 0) -> None:
     )
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config)
+    pretrain(model, hf_tok, corpus)
     model.generation_config.eos_token_id = config.eos_token_id
     model.generation_config.pad_token_id = config.pad_token_id
     model.save_pretrained(out)
     hf_tok.save_pretrained(out)
+
+
+def pretrain(model, tok, corpus: list[str]) -> None:
+    """Full-parameter next-token training on the concatenated corpus (seeded, a few seconds)."""
+    import torch
+
+    p = PRETRAIN
+    eos = tok.convert_tokens_to_ids("<|endoftext|>")
+    stream: list[int] = []
+    for text in corpus:
+        stream.extend(tok(text, add_special_tokens=False)["input_ids"])
+        stream.append(eos)
+    n = (len(stream) - 1) // p["seq_len"]
+    if n == 0:
+        return
+    data = torch.tensor(stream[: n * p["seq_len"] + 1])
+    inputs = data[:-1].view(n, p["seq_len"])
+    targets = data[1:].view(n, p["seq_len"])
+    gen = torch.Generator().manual_seed(p["seed"])
+    opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * max(0.05, 1 - s / p["steps"]))
+    model.train()
+    for _ in range(p["steps"]):
+        idx = torch.randint(0, n, (p["batch_size"],), generator=gen)
+        logits = model(input_ids=inputs[idx]).logits
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), targets[idx].reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+    model.eval()
 
 
 def ensure_embedded(name: str, cache_dir: str | Path) -> Path:

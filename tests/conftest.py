@@ -1,0 +1,54 @@
+"""Shared fixtures: paths, the real data in ../shared/data, and running the real CLIs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared_data(*parts: str) -> Path:
+    """A path under ../shared/data; the test skips with a reason where it is absent."""
+    p = SHARED_DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"needs the public data at {p} (present on CI and dev machines, absent on a fresh clone)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One embedded-model cache for the whole session (the tiny model builds once)."""
+    return tmp_path_factory.mktemp("rolecraft-cache")
+
+
+def cli_env(cache: Path, runs: Path | None = None) -> dict:
+    env = dict(os.environ)
+    env["ROLECRAFT_CACHE"] = str(cache)
+    if runs is not None:
+        env["ROLECRAFT_RUNS"] = str(runs)
+    env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("WANDB_MODE", "disabled")
+    env["TOKENIZERS_PARALLELISM"] = "false"
+    return env
+
+
+def run_train(args: list[str], cache: Path, runs: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`python train.py ARGS` in a subprocess, exactly as a user types it."""
+    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, env=cli_env(cache, runs),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def read_metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+# Small, fast settings for end-to-end runs of the real CLI on the embedded default.
+FAST = ["trainer.max_steps=6", "trainer.val_check_interval=3", "trainer.checkpoint_every_n_steps=3",
+        "data.max_eval_samples=4", "eval.generation.max_new_tokens=16", "trainer.enable_progress_bar=false"]
