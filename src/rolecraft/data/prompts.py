@@ -10,9 +10,9 @@ from __future__ import annotations
 from rolecraft.data.schema import EMOTION_ZH, Character, RoleInstruct, Sample, Utterance
 
 
-def pick_exemplars(lines: list[Utterance], character: str, n: int) -> list[Utterance]:
-    """``n`` lines spoken by the character, evenly spread over its script (deterministic)."""
-    own = [u for u in lines if u.speaker == character]
+def pick_exemplars(lines: list[Utterance], names: set[str], n: int) -> list[Utterance]:
+    """``n`` lines spoken by the character (under any of ``names``), evenly spread over its script."""
+    own = [u for u in lines if u.speaker in names]
     if n <= 0 or not own:
         return []
     if len(own) <= n:
@@ -49,9 +49,11 @@ class PromptBuilder:
 
     def system(self, character: str) -> str:
         if character not in self._system:
-            lines = self.ds.script_of(character)
-            ex = pick_exemplars(lines, character, self.num_exemplars)
-            self._system[character] = system_prompt(self.ds.characters[character], ex, self.emotions)
+            c = self.ds.characters[character]
+            # sources sometimes spell the speaker differently from the character (profile name)
+            names = {character, c.profile.get("名字", character), c.profile.get("name", character)}
+            ex = pick_exemplars(self.ds.script_of(character), names, self.num_exemplars)
+            self._system[character] = system_prompt(c, ex, self.emotions)
         return self._system[character]
 
     def messages(self, sample: Sample, answer: str | None = None) -> list[dict]:

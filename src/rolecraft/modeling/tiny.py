@@ -79,9 +79,10 @@ def build(out: Path, corpus: list[str], seed: int = 0) -> None:
         eos_token_id=hf_tok.convert_tokens_to_ids("<|im_end|>"),
         pad_token_id=hf_tok.convert_tokens_to_ids("<|endoftext|>"), **ARCH,
     )
-    torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(config)
-    pretrain(model, hf_tok, corpus)
+    with torch.random.fork_rng(devices=[]):  # building must not move the caller's RNG
+        torch.manual_seed(seed)
+        model = Qwen2ForCausalLM(config)
+        pretrain(model, hf_tok, corpus)
     model.generation_config.eos_token_id = config.eos_token_id
     model.generation_config.pad_token_id = config.pad_token_id
     model.save_pretrained(out)

@@ -21,13 +21,19 @@ def _rank_zero() -> bool:
     return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
 
 
-def base_reference(name_or_path: str) -> str:
-    """What adapter_config.json records as the base: portable names, never this machine's cache."""
-    return name_or_path
+def _quiet_known_warnings() -> None:
+    import warnings
+
+    # expected with adapter-only checkpoints, manual optimisation and embedded base names
+    for pattern in (r".*base_model_name_or_path.*was renamed.*", r".*Could not find a config file in embedded.*",
+                    r".*Using ModelCheckpoint with manual optimization.*", r".*is_gradient_checkpointing.*deprecated.*",
+                    r".*LeafSpec.*deprecated.*"):
+        warnings.filterwarnings("ignore", message=pattern)
 
 
 def run(cfg) -> dict | None:
     t_start = time.perf_counter()
+    _quiet_known_warnings()
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -68,7 +74,7 @@ def run(cfg) -> dict | None:
     encoder = ChatEncoder(tok, cfg.data.max_source_length, cfg.data.max_target_length, cfg.model.chat_template)
     train_rows = [encoder.encode(prompts.messages(s, s.references[0]), s.id) for s in train]
     val_rows = [encoder.encode(prompts.messages(s, s.references[0]), s.id) for s in val]
-    model = apply_lora(base, cfg.lora, cfg.model, base_reference(cfg.model.name_or_path))
+    model = apply_lora(base, cfg.lora, cfg.model, cfg.model.name_or_path)
 
     dm = RoleDataModule(train_rows, val_rows, tok.pad_token_id, cfg.optim.batch_size, cfg.optim.micro_batch_size,
                         cfg.seed, cfg.data.group_by_length, cfg.data.num_workers)
@@ -88,6 +94,7 @@ def run(cfg) -> dict | None:
     metrics: dict = {
         "train/loss": module.last_train_loss,
         "train/steps": int(trainer.global_step),
+        "train/world_size": int(trainer.world_size),
         "train/samples": len(train_rows),
         "train/tokens": module.train_tokens,
         "train/fit_seconds": round(fit_s, 3),

@@ -1,0 +1,133 @@
+"""The real `python train.py` in subprocesses, on the embedded default (tiny model, demo data)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import FAST, read_metrics, run_train
+
+pytestmark = pytest.mark.slow
+
+REQUIRED = ("test/rouge_l/raw", "test/rouge_l/cus", "test/rouge_l/spe", "test/rouge_l/avg", "train/loss")
+VOLATILE = ("seconds",)  # timings differ between runs; everything else must not
+
+
+def only_run(runs: Path) -> Path:
+    dirs = [p.parent for p in runs.rglob("metrics.json")]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def stable(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if not any(w in k for w in VOLATILE)}
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory, cache_dir) -> Path:
+    runs = tmp_path_factory.mktemp("runs")
+    r = run_train(["data=hybrid", "emotions=off", *FAST], cache_dir, runs)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return only_run(runs)
+
+
+def test_run_directory_holds_the_record(default_run):
+    m = read_metrics(default_run)
+    for key in REQUIRED:
+        assert isinstance(m[key], float), key
+    for col in ("raw", "cus", "spe"):
+        assert 0.0 <= m[f"test/rouge_l/{col}"] <= 1.0 and m[f"test/n/{col}"] == 4
+    assert m["test/rouge_l/avg"] == pytest.approx(
+        (m["test/rouge_l/raw"] + m["test/rouge_l/cus"] + m["test/rouge_l/spe"]) / 3)
+    assert m["train/steps"] == 6 and m["test/rouge_l/options/tokenizer"] == "jieba"
+    rows = [json.loads(l) for l in (default_run / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 12 and {r["kind"] for r in rows} == {"raw", "general", "specific"}
+    assert set(rows[0]) >= {"id", "character", "kind", "prompt", "prediction", "references"}
+    assert "<|im_start|>system" in rows[0]["prompt"]
+    cfg = (default_run / "config.yaml").read_text()
+    assert "mix: hybrid" in cfg and "enabled: false" in cfg and "${" not in cfg  # resolved
+    assert (default_run / "logs" / "metrics.csv").is_file()
+    assert (default_run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_adapter_loads_with_plain_peft(default_run, cache_dir):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    adapter = default_run / "adapter"
+    cfg = json.loads((adapter / "adapter_config.json").read_text())
+    assert cfg["base_model_name_or_path"] == "embedded:tiny"  # portable, not this machine's cache path
+    base_dir = next((Path(cache_dir) / "embedded").glob("tiny-*"))
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), adapter)
+    lora = {n: p for n, p in model.named_parameters() if "lora_B" in n}
+    assert lora and any(p.abs().sum() > 0 for p in lora.values())  # trained (lora_B starts at zero)
+
+
+def test_checkpoint_holds_adapter_and_optimizer_only(default_run):
+    ckpt = torch.load(default_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["state_dict"] and all("lora_" in k for k in ckpt["state_dict"])
+    assert ckpt["optimizer_states"] and ckpt["global_step"] == 6
+
+
+def test_same_command_twice_gives_same_metrics(default_run, tmp_path, cache_dir):
+    r = run_train(["data=hybrid", "emotions=off", *FAST], cache_dir, tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert stable(read_metrics(only_run(tmp_path))) == stable(read_metrics(default_run))
+
+
+def test_resume_from_checkpoint_continues_exactly(default_run, tmp_path, cache_dir):
+    first = tmp_path / "first"
+    r = run_train(["data=hybrid", "emotions=off", *FAST, "trainer.max_steps=3", "eval.enabled=false"], cache_dir, first)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ckpt = only_run(first) / "checkpoints" / "last.ckpt"
+    resumed = tmp_path / "resumed"
+    r = run_train(["data=hybrid", "emotions=off", *FAST, f"ckpt_path={ckpt}"], cache_dir, resumed)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = read_metrics(default_run), read_metrics(only_run(resumed))
+    assert b["train/steps"] == 6
+    assert b["train/loss"] == a["train/loss"]  # the same 6th step as the uninterrupted run
+    assert stable(b) == stable(a)
+
+
+def test_grid_of_six_runs_one_folder_each(tmp_path, cache_dir):
+    r = run_train(["-m", "data=general,specific,hybrid", "emotions=on,off", *FAST, "trainer.max_steps=2",
+                   "data.max_eval_samples=2"], cache_dir, tmp_path, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    dirs = sorted(p.parent for p in tmp_path.rglob("metrics.json"))
+    assert len(dirs) == 6
+    seen = set()
+    for d in dirs:
+        cfg = (d / "config.yaml").read_text()
+        mix = next(l.split(": ")[1] for l in cfg.splitlines() if l.startswith("  mix: "))
+        emo = "enabled: true" in cfg
+        seen.add((mix, emo))
+        assert f"data={mix}" in d.name and f"emotions={'on' if emo else 'off'}" in d.name
+    assert len(seen) == 6
+
+
+def test_ddp_cpu_two_processes(tmp_path, cache_dir):
+    r = run_train(["trainer=ddp_cpu", *FAST], cache_dir, tmp_path, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = read_metrics(only_run(tmp_path))
+    assert m["train/world_size"] == 2 and m["train/steps"] == 6
+    for key in REQUIRED:
+        assert isinstance(m[key], float)
+
+
+def test_untrained_model_runs_evaluation_only(tmp_path, cache_dir):
+    r = run_train([*FAST, "trainer.max_steps=0"], cache_dir, tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = read_metrics(only_run(tmp_path))
+    assert m["train/steps"] == 0 and "test/rouge_l/avg" in m
+
+
+def test_long_prompts_are_truncated_and_counted(tmp_path, cache_dir):
+    r = run_train([*FAST, "trainer.max_steps=1", "data.max_source_length=64", "data.max_target_length=8"],
+                  cache_dir, tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = read_metrics(only_run(tmp_path))
+    assert m["data/truncated_prompts"] == m["train/samples"] + 45  # every train + val prompt is longer than 64
+    assert m["data/truncated_responses"] > 0 and m["test/truncated_prompts"] == 12
