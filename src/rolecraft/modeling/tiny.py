@@ -3,9 +3,12 @@ both trained on the demo corpus. Built deterministically on first use and saved 
 save_pretrained, so it loads through exactly the same AutoModelForCausalLM / AutoTokenizer path as
 a hub model.
 
-Like a real base, it is briefly pretrained (plain next-token prediction, no chat format) on the
-demo's *training* text only — profiles, script lines, train-split instructions and answers — so
-that LoRA fine-tuning has language to build on and the test split stays unseen.
+Like a real chat base, it is briefly pretrained — full-parameter next-token prediction — on the
+demo's *training* split only: profiles and script lines as plain text, and the plain (raw)
+answers to the train-split general instructions in the chat format with a generic assistant
+system prompt. So, untrained, it answers like a plain assistant (RAW-style), and what LoRA
+fine-tuning adds is the role-play: speaking style (CUS) and character knowledge (SPE). The test
+split is never seen. The tokenizer is trained on all train-split text.
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 from pathlib import Path
 
 from rolecraft.fileio import atomic_dir
 
 EMBEDDED_PREFIX = "embedded:"
-BUILDER_VERSION = 2
-PRETRAIN = dict(steps=120, seq_len=128, batch_size=8, lr=3e-3, seed=0)
+BUILDER_VERSION = 3
+PRETRAIN = dict(steps=400, seq_len=128, batch_size=8, lr=3e-3, warmup=20, seed=0, chat_repeats=4)
+GENERIC_SYSTEM = "你是一个乐于助人的助手。"
 ARCH = dict(
     hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
     num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True, rope_theta=10000.0,
@@ -33,28 +38,31 @@ CHAT_TEMPLATE = (
 )
 
 
-def demo_corpus() -> list[str]:
-    """The demo's training text in file order: profiles, script lines, train-split samples."""
+def demo_corpus() -> tuple[list[str], list[str]]:
+    """(tokenizer texts, pretraining documents) from the demo's train split, in file order."""
     from rolecraft.data import resolve_data_root
     from rolecraft.data.schema import load
 
     ds = load(resolve_data_root("embedded:demo"))
-    texts = ["\n".join(f"{k}：{v}" for k, v in c.profile.items()) for c in ds.characters.values()]
-    texts += [f"{u.speaker}：{u.text}" for u in ds.script]
-    texts += [t for s in ds.samples if s.split == "train" for t in (s.instruction, *s.references)]
-    return texts
+    plain = ["\n".join(f"{k}：{v}" for k, v in c.profile.items()) for c in ds.characters.values()]
+    plain += [f"{u.speaker}：{u.text}" for u in ds.script]
+    vocab = plain + [t for s in ds.samples if s.split == "train" for t in (s.instruction, *s.references)]
+    raw = dict.fromkeys((s.instruction, s.references[0]) for s in ds.samples if s.split == "train" and s.kind == "raw")
+    chats = [f"<|im_start|>system\n{GENERIC_SYSTEM}<|im_end|>\n<|im_start|>user\n{q}<|im_end|>\n"
+             f"<|im_start|>assistant\n{a}<|im_end|>\n" for q, a in raw]
+    return vocab, plain + chats * PRETRAIN["chat_repeats"]
 
 
-def _fingerprint(corpus: list[str]) -> str:
+def _fingerprint(corpus: tuple[list[str], list[str]]) -> str:
     h = hashlib.sha256(json.dumps({"v": BUILDER_VERSION, "arch": ARCH, "vocab": VOCAB_SIZE,
                                    "template": CHAT_TEMPLATE, "pretrain": PRETRAIN}, sort_keys=True).encode())
-    for t in corpus:
+    for t in corpus[0] + corpus[1]:
         h.update(t.encode("utf-8"))
         h.update(b"\x00")
     return h.hexdigest()[:16]
 
 
-def build(out: Path, corpus: list[str], seed: int = 0) -> None:
+def build(out: Path, corpus: tuple[list[str], list[str]], seed: int = 0) -> None:
     """Train the tokenizer and initialise the model (seeded) into ``out``."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -68,7 +76,8 @@ def build(out: Path, corpus: list[str], seed: int = 0) -> None:
         vocab_size=VOCAB_SIZE, special_tokens=SPECIAL_TOKENS, show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
-    tok.train_from_iterator(corpus, trainer=trainer)
+    vocab_texts, documents = corpus
+    tok.train_from_iterator(vocab_texts, trainer=trainer)
     hf_tok = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
         bos_token=None, unk_token=None, chat_template=CHAT_TEMPLATE, padding_side="right",
@@ -82,21 +91,23 @@ def build(out: Path, corpus: list[str], seed: int = 0) -> None:
     with torch.random.fork_rng(devices=[]):  # building must not move the caller's RNG
         torch.manual_seed(seed)
         model = Qwen2ForCausalLM(config)
-        pretrain(model, hf_tok, corpus)
+        pretrain(model, hf_tok, documents)
     model.generation_config.eos_token_id = config.eos_token_id
     model.generation_config.pad_token_id = config.pad_token_id
     model.save_pretrained(out)
     hf_tok.save_pretrained(out)
 
 
-def pretrain(model, tok, corpus: list[str]) -> None:
-    """Full-parameter next-token training on the concatenated corpus (seeded, a few seconds)."""
+def pretrain(model, tok, documents: list[str]) -> None:
+    """Full-parameter next-token training on the shuffled, concatenated documents (seeded)."""
     import torch
 
     p = PRETRAIN
     eos = tok.convert_tokens_to_ids("<|endoftext|>")
+    gen = torch.Generator().manual_seed(p["seed"])
+    order = torch.randperm(len(documents), generator=gen).tolist()
     stream: list[int] = []
-    for text in corpus:
+    for text in (documents[i] for i in order):
         stream.extend(tok(text, add_special_tokens=False)["input_ids"])
         stream.append(eos)
     n = (len(stream) - 1) // p["seq_len"]
@@ -105,9 +116,8 @@ def pretrain(model, tok, corpus: list[str]) -> None:
     data = torch.tensor(stream[: n * p["seq_len"] + 1])
     inputs = data[:-1].view(n, p["seq_len"])
     targets = data[1:].view(n, p["seq_len"])
-    gen = torch.Generator().manual_seed(p["seed"])
     opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * max(0.05, 1 - s / p["steps"]))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / p["warmup"]) * (0.55 + 0.45 * math.cos(math.pi * s / p["steps"])))
     model.train()
     for _ in range(p["steps"]):
         idx = torch.randint(0, n, (p["batch_size"],), generator=gen)
