@@ -22,8 +22,8 @@ from pathlib import Path
 from rolecraft.fileio import atomic_dir
 
 EMBEDDED_PREFIX = "embedded:"
-BUILDER_VERSION = 3
-PRETRAIN = dict(steps=400, seq_len=128, batch_size=8, lr=3e-3, warmup=20, seed=0, chat_repeats=4)
+BUILDER_VERSION = 4
+PRETRAIN = dict(steps=400, seq_len=640, batch_size=2, lr=3e-3, warmup=20, seed=0, chat_repeats=4)
 GENERIC_SYSTEM = "你是一个乐于助人的助手。"
 ARCH = dict(
     hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
