@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import lightning as L
 import torch
@@ -32,9 +33,14 @@ class RolePlayModule(L.LightningModule):
         self.strict_loading = False
         self.last_train_loss: float | None = None
         self.train_tokens = 0
+        self.first_step_seconds: float | None = None
 
     # ---- training -------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
+        if self.first_step_seconds is None:
+            import rolecraft
+
+            self.first_step_seconds = time.perf_counter() - rolecraft.STARTED
         opt = self.optimizers()
         sched = self.lr_schedulers()
         # label tokens of the whole window on all ranks: DDP averages gradients, so scaling by

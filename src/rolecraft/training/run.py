@@ -105,6 +105,8 @@ def run(cfg) -> dict | None:
         metrics["val/loss"] = float(trainer.callback_metrics["val/loss"])
     if test:
         metrics.update(evaluate_split(cfg, module.model, tok, encoder, prompts, test, out))
+    if module.first_step_seconds is not None:
+        metrics["time/launch_to_first_step_seconds"] = round(module.first_step_seconds, 3)
     metrics["time/total_seconds"] = round(time.perf_counter() - t_start, 3)
     from rolecraft.fileio import write_json
 
