@@ -72,3 +72,8 @@ def test_model_path_that_does_not_exist(tmp_path, cache_dir):
 def test_unknown_lora_target(tmp_path, cache_dir):
     r = run_train(["lora.target_modules=[query_key_value]", *FAST], cache_dir, tmp_path / "runs", timeout=300)
     assert r.returncode == 2 and "lora.target_modules: ['query_key_value'] not found" in r.stderr
+
+
+def test_fsdp_refuses_before_loading_anything(tmp_path, cache_dir):
+    r = run_train(["trainer=fsdp"], cache_dir, tmp_path / "runs", timeout=120)
+    assert r.returncode == 2 and "trainer=fsdp: training steps run, but saving the LoRA adapter" in r.stderr

@@ -54,8 +54,7 @@ class RolePlayModule(L.LightningModule):
             loss_sum, _ = token_loss_sum(self.model, mb)
             self.manual_backward(loss_sum * scale)
             total += loss_sum.detach()
-        if self.optim_cfg.gradient_clip_val:
-            self.clip_gradients(opt, gradient_clip_val=self.optim_cfg.gradient_clip_val, gradient_clip_algorithm="norm")
+        self._clip_gradients(opt)
         opt.step()
         opt.zero_grad(set_to_none=True)
         sched.step()
@@ -65,6 +64,29 @@ class RolePlayModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(batch["micro"]))
         self.log("train/lr", sched.get_last_lr()[0], on_step=True, on_epoch=False)
         return loss
+
+    def _clip_gradients(self, opt) -> None:
+        """Clip by the global L2 norm of the trainable gradients.
+
+        Written out because Lightning's FSDP precision refuses norm clipping and FSDP's own
+        clip_grad_norm_ cannot run inside the wrapped forward that hosts a manual-optimisation
+        step. Under FSDP each rank holds a shard of each gradient, so squares are summed over ranks.
+        """
+        max_norm = self.optim_cfg.gradient_clip_val
+        if not max_norm:
+            return
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        grads = [p.grad for p in self.model.parameters() if p.requires_grad and p.grad is not None]
+        sq = torch.zeros((), device=self.device)
+        for g in grads:
+            sq += g.detach().float().pow(2).sum()
+        if isinstance(self.trainer.strategy, FSDPStrategy) and self.trainer.world_size > 1:
+            torch.distributed.all_reduce(sq)
+        coef = max_norm / (sq.sqrt() + 1e-6)
+        if coef < 1.0:
+            for g in grads:
+                g.mul_(coef.to(g.dtype))
 
     # ---- validation -----------------------------------------------------------------------
     def on_validation_epoch_start(self):

@@ -43,6 +43,9 @@ def run(cfg) -> dict | None:
     from rolecraft.data.mixing import evaluation_samples, training_samples
     from rolecraft.data.prompts import PromptBuilder
 
+    from rolecraft.training.trainer import check_strategy
+
+    check_strategy(cfg.trainer)
     ds = schema.load(resolve_data_root(cfg.data.root))
     train = training_samples(ds, cfg.data.mix, "train", cfg.data.specific_ratio, cfg.data.train_on_raw,
                              cfg.data.max_train_samples, seed=cfg.seed)
@@ -79,7 +82,7 @@ def run(cfg) -> dict | None:
     dm = RoleDataModule(train_rows, val_rows, tok.pad_token_id, cfg.optim.batch_size, cfg.optim.micro_batch_size,
                         cfg.seed, cfg.data.group_by_length, cfg.data.num_workers)
     module = RolePlayModule(model, cfg.optim, cfg.trainer.max_steps)
-    trainer = build_trainer(cfg, out, model)
+    trainer = build_trainer(cfg, out)
     if not val_rows:
         trainer.limit_val_batches = 0
     t_fit = time.perf_counter()

@@ -7,22 +7,23 @@ from pathlib import Path
 from rolecraft.errors import ConfigError
 
 
-def build_strategy(tcfg, model=None):
+FSDP_UNSUPPORTED = (
+    "trainer=fsdp: training steps run, but saving the LoRA adapter from FSDP-wrapped peft modules fails "
+    "(FSDP's state_dict hooks expect the frozen base weights); use trainer=ddp (one process per GPU) or "
+    "trainer=gpu with model.gradient_checkpointing=true until this is fixed")
+
+
+def check_strategy(tcfg) -> None:
+    """Refuse, before any model loads, strategies known to fail later in the run."""
+    if str(tcfg.strategy).startswith("fsdp"):
+        raise ConfigError(FSDP_UNSUPPORTED)
+
+
+def build_strategy(tcfg):
     if tcfg.strategy == "ddp" and tcfg.process_group_backend:
         from lightning.pytorch.strategies import DDPStrategy
 
         return DDPStrategy(process_group_backend=tcfg.process_group_backend)
-    if tcfg.strategy == "fsdp":
-        from lightning.pytorch.strategies import FSDPStrategy
-
-        layer_classes = set()
-        for name in getattr(model, "_no_split_modules", None) or []:
-            for m in model.modules():
-                if type(m).__name__ == name:
-                    layer_classes.add(type(m))
-        # use_orig_params: the frozen base and trainable LoRA weights share FSDP flat params
-        return FSDPStrategy(auto_wrap_policy=layer_classes or None, use_orig_params=True,
-                            process_group_backend=tcfg.process_group_backend)
     return tcfg.strategy
 
 
@@ -48,7 +49,7 @@ def build_loggers(cfg, out: Path):
     raise ConfigError(f"logger.name={name!r}: use csv, wandb or none")
 
 
-def build_trainer(cfg, out: Path, model=None):
+def build_trainer(cfg, out: Path):
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -63,7 +64,7 @@ def build_trainer(cfg, out: Path, model=None):
 
         callbacks.append(TQDMProgressBar(refresh_rate=10))
     return L.Trainer(
-        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=build_strategy(t, model),
+        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=build_strategy(t),
         precision=t.precision, max_steps=t.max_steps, max_epochs=t.max_epochs,
         val_check_interval=t.val_check_interval, check_val_every_n_epoch=None if t.val_check_interval else 1,
         limit_val_batches=t.limit_val_batches, log_every_n_steps=t.log_every_n_steps,
