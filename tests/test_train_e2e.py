@@ -135,3 +135,24 @@ def test_long_prompts_are_truncated_and_counted(tmp_path, cache_dir):
     # every train and val prompt (hybrid val: 15 general + 15 specific) is longer than 64 tokens
     assert m["data/truncated_prompts"] == m["train/samples"] + 30
     assert m["data/truncated_responses"] > 0 and m["test/truncated_prompts"] == 12
+
+
+def test_trains_on_the_imported_paper_data(tmp_path, cache_dir):
+    """The whole path on real data: the authors' v1 folders -> import -> train -> score."""
+    import subprocess
+    import sys
+
+    from conftest import REPO, cli_env, shared_data
+
+    src = shared_data("roleinstruct-v1", "role")
+    out = tmp_path / "roleinstruct-v1"
+    r = subprocess.run([sys.executable, "-m", "rolecraft.cli", "data", "import", "roleinstruct-v1", str(src),
+                        "--out", str(out)], cwd=REPO, env=cli_env(cache_dir), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = run_train([f"data.root={out}", *FAST, "trainer.max_steps=2", "data.max_train_samples=64", "data.max_eval_samples=3",
+                   "trainer.limit_val_batches=2", "data.max_source_length=512"], cache_dir, tmp_path / "runs")
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = read_metrics(only_run(tmp_path / "runs"))
+    # v1 has no raw answers: CUS and SPE are scored, RAW is absent (and Avg averages what exists)
+    assert m["test/n/cus"] == 3 and m["test/n/spe"] == 3 and "test/rouge_l/raw" not in m
+    assert m["train/samples"] == 64 and m["data/truncated_prompts"] > 0
