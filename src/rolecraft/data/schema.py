@@ -129,6 +129,13 @@ def parse_character(obj: dict, where: str) -> Character:
     return Character(name=name, profile=dict(profile))
 
 
+def _turn(obj: dict, where: str) -> int:
+    turn = _require(obj, "turn", int, where)
+    if isinstance(turn, bool):  # bool is an int subclass; true/false is not a turn number
+        raise DataError(f"{where}: field 'turn' must be int, got bool {turn!r}")
+    return turn
+
+
 def parse_utterance(obj: dict, where: str) -> Utterance:
     emotion = obj.get("emotion")
     if emotion is not None and emotion not in EMOTIONS:
@@ -137,7 +144,7 @@ def parse_utterance(obj: dict, where: str) -> Utterance:
         id=_require(obj, "id", str, where),
         character=_require(obj, "character", str, where),
         dialogue=str(obj.get("dialogue", "")),
-        turn=int(_require(obj, "turn", int, where)),
+        turn=_turn(obj, where),
         speaker=_nonempty(_require(obj, "speaker", str, where), "speaker", where),
         text=_nonempty(_require(obj, "text", str, where), "text", where),
         emotion=emotion,
@@ -189,29 +196,24 @@ def load(root: str | Path) -> RoleInstruct:
     if not characters:
         raise DataError(f"{root / 'characters.jsonl'}: no characters")
 
-    def known(name: str, where: str) -> None:
-        if name not in characters:
-            raise DataError(f"{where}: unknown character {name!r}; known: {', '.join(characters)}")
+    def rows(name: str, parse) -> list:
+        """Parse every row of ``name``; each must name a known character and have a unique id."""
+        out, ids = [], set()
+        for lineno, obj in read_jsonl(root / name):
+            where = f"{root / name}:{lineno}"
+            row = parse(obj, where)
+            if row.character not in characters:
+                raise DataError(f"{where}: unknown character {row.character!r}; known: {', '.join(characters)}")
+            if not row.id.strip():
+                raise DataError(f"{where}: empty id")
+            if row.id in ids:
+                raise DataError(f"{where}: duplicate id {row.id!r}")
+            ids.add(row.id)
+            out.append(row)
+        return out
 
-    script, ids = [], set()
-    for lineno, obj in read_jsonl(root / "script.jsonl"):
-        where = f"{root / 'script.jsonl'}:{lineno}"
-        u = parse_utterance(obj, where)
-        known(u.character, where)
-        if u.id in ids:
-            raise DataError(f"{where}: duplicate id {u.id!r}")
-        ids.add(u.id)
-        script.append(u)
-
-    samples, ids = [], set()
-    for lineno, obj in read_jsonl(root / "samples.jsonl"):
-        where = f"{root / 'samples.jsonl'}:{lineno}"
-        s = parse_sample(obj, where)
-        known(s.character, where)
-        if s.id in ids:
-            raise DataError(f"{where}: duplicate id {s.id!r}")
-        ids.add(s.id)
-        samples.append(s)
+    script = rows("script.jsonl", parse_utterance)
+    samples = rows("samples.jsonl", parse_sample)
     return RoleInstruct(root=root, meta=meta, characters=characters, script=script, samples=samples)
 
 
