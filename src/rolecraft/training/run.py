@@ -62,11 +62,10 @@ def run(cfg) -> dict | None:
 
     # -- model --------------------------------------------------------------------------------
     import lightning as L
-    import torch
 
     from rolecraft.data.datamodule import RoleDataModule
     from rolecraft.data.tokenize import ChatEncoder
-    from rolecraft.modeling.base import load_base, stop_token_ids
+    from rolecraft.modeling.base import load_base
     from rolecraft.modeling.lit_module import RolePlayModule
     from rolecraft.modeling.lora import apply_lora
     from rolecraft.training.trainer import build_trainer
