@@ -1,4 +1,4 @@
-"""Typed config schema: the single source of truth for every key of `train.py`.
+"""Typed config schema: the single source of truth for every key of `train.py` and `evaluate.py`.
 
 The YAML files under ``conf/`` only choose values; a key not declared here is rejected by Hydra
 when the config is composed (before any model loads). Import cost: omegaconf/hydra only.
@@ -7,7 +7,7 @@ when the config is composed (before any model loads). Import cost: omegaconf/hyd
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 
@@ -184,9 +184,125 @@ class TrainConfig:
     tags: List[str] = field(default_factory=list)
 
 
+# ---- evaluate.py ---------------------------------------------------------------------------
+
+
+@dataclass
+class EndpointConfig:
+    """An OpenAI-compatible HTTP endpoint. The key is read from the environment, never stored."""
+
+    # null = api.openai.com; e.g. http://localhost:8000/v1 (vLLM) or a provider's compatible URL
+    base_url: Optional[str] = None
+    # name of the environment variable that holds the API key (the key itself never enters a config)
+    api_key_env: str = "OPENAI_API_KEY"
+    # requests in flight at once
+    concurrency: int = 8
+    # retries after the first try, on 429, 5xx, timeouts and connection errors
+    max_retries: int = 6
+    # seconds per request
+    timeout: float = 60.0
+    # exponential backoff: base * 2^attempt seconds (with jitter), capped; a Retry-After header wins
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    # answers are cached on disk by (endpoint, model, request): a rerun does not pay twice
+    cache: bool = True
+
+
+@dataclass
+class BenchmarkConfig:
+    # roleinstruct | rolebench_zh | belle | jsonl
+    name: str = "roleinstruct"
+    # roleinstruct: a canonical dataset dir or embedded:demo; rolebench_zh: the dir holding general/ and
+    # role_specific/; belle: eval_set.json (or its dir); jsonl: a JSONL file of canonical samples
+    root: Optional[str] = "embedded:demo"
+    # roleinstruct/jsonl: which split is scored (jsonl rows without "split" always count)
+    split: str = "test"
+    # at most this many items per kind (raw/general/specific), for quick runs; null = all
+    max_samples: Optional[int] = None
+    # kinds to keep (empty = every kind the benchmark has)
+    kinds: List[str] = field(default_factory=list)
+    # the character prompt that model and API answer sources see (same as train.py's)
+    num_exemplars: int = 6
+    emotions: bool = True
+
+
+@dataclass
+class AnswersConfig:
+    # run | model | openai | predictions
+    source: str = "run"
+    # the model's name in metrics, tables and the judge (null = derived from the source)
+    name: Optional[str] = None
+    # run: a train.py run directory; predictions: a predictions file
+    path: Optional[str] = None
+    # predictions: auto | rolecraft | rolebench
+    format: str = "auto"
+    # predictions: benchmark items with no prediction are an error unless this is true (they then score 0)
+    allow_missing: bool = False
+    # model/run: prompts per generation batch; prompts longer than max_source_length tokens are cut
+    # from the left (and counted), as in training
+    batch_size: int = 16
+    max_source_length: int = 1024
+    # openai: the chat model name at the endpoint
+    model: str = "gpt-3.5-turbo"
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+
+
+@dataclass
+class RpcsConfig:
+    # none | openai | local  (RPCS: cosine similarity of answer and reference embeddings)
+    backend: str = "none"
+    # openai: embedding model name (the paper: text-embedding-ada-002); local: a sentence-transformers
+    # model directory or hub id (e.g. BAAI/bge-large-zh-v1.5)
+    model: str = "text-embedding-ada-002"
+    batch_size: int = 64
+    # max | first: which reference(s) an answer is compared with
+    references: str = "max"
+    # local: cpu | cuda | null (auto)
+    device: Optional[str] = None
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+
+
+@dataclass
+class JudgeConfig:
+    # none | rank | pointwise
+    mode: str = "none"
+    model: str = "gpt-4"
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    # the other models ranked against this run's answers: {name: evaluation run dir or predictions file}
+    compare: Dict[str, str] = field(default_factory=dict)
+    # questions judged (sampled with the seed); null = every joined question
+    max_items: Optional[int] = 100
+    # each question judged this many times with a fresh shuffle of the candidates
+    repeats: int = 1
+    # a malformed or inconsistent verdict is re-asked up to this many tries in total, then recorded as failed
+    max_attempts: int = 3
+    temperature: float = 0.0
+    max_tokens: int = 512
+
+
+@dataclass
+class EvaluateConfig:
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    answers: AnswersConfig = field(default_factory=AnswersConfig)
+    # answers=model: the base model preset (same group as train.py)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    rouge: RougeConfig = field(default_factory=RougeConfig)
+    rpcs: RpcsConfig = field(default_factory=RpcsConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    # answers=model/run: where generation runs (cpu | cuda | cuda:1 ...; null = cuda when available)
+    device: Optional[str] = None
+    seed: int = 42
+    tags: List[str] = field(default_factory=list)
+
+
 def register() -> None:
-    """Register the schema so `conf/train.yaml` (defaults: `- train_schema`) is type-checked."""
-    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    """Register the schemas so `conf/train.yaml` / `conf/evaluate.yaml` are type-checked."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)
 
 
 register()

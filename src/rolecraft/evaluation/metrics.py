@@ -10,6 +10,7 @@ from rolecraft.evaluation.rouge import RougeOptions, is_empty, rouge_l
 
 def score_predictions(rows: list[dict], opts: RougeOptions, prefix: str = "test") -> dict:
     """Flat metrics from rows with kind, prediction, references. Adds each row's "rouge_l".
+    ``prefix`` ("test", ...) namespaces the keys; "" gives evaluate.py's bare ``rouge_l/cus``.
 
     Avg is the mean of the kinds present (the paper's Avg = mean of RAW, CUS, SPE).
     """
@@ -21,14 +22,15 @@ def score_predictions(rows: list[dict], opts: RougeOptions, prefix: str = "test"
         col = KIND_TO_METRIC[row["kind"]]
         per_kind.setdefault(col, []).append(s)
         empty[col] = empty.get(col, 0) + int(is_empty(row["prediction"]))
+    p = f"{prefix}/" if prefix else ""
     m: dict = {}
     for col in ("raw", "cus", "spe"):
         if col in per_kind:
-            m[f"{prefix}/rouge_l/{col}"] = fmean(per_kind[col])
-            m[f"{prefix}/n/{col}"] = len(per_kind[col])
-            m[f"{prefix}/empty/{col}"] = empty[col]
+            m[f"{p}rouge_l/{col}"] = fmean(per_kind[col])
+            m[f"{p}n/{col}"] = len(per_kind[col])
+            m[f"{p}empty/{col}"] = empty[col]
     if per_kind:
-        m[f"{prefix}/rouge_l/avg"] = fmean(m[f"{prefix}/rouge_l/{c}"] for c in per_kind)
+        m[f"{p}rouge_l/avg"] = fmean(m[f"{p}rouge_l/{c}"] for c in per_kind)
     for key in ("tokenizer", "stat", "references", "postprocess"):
-        m[f"{prefix}/rouge_l/options/{key}"] = getattr(opts, key)
+        m[f"{p}rouge_l/options/{key}"] = getattr(opts, key)
     return m

@@ -137,7 +137,7 @@ def evaluate_split(cfg, model, tok, encoder, prompts, samples, out: Path) -> dic
     preds = generate(model, tok, ids, cfg.eval.generation, stop_token_ids(tok, cfg.model),
                      batch_size=cfg.eval.batch_size, seed=cfg.seed)
     gen_s = time.perf_counter() - t0
-    rows = [{"id": s.id, "character": s.character, "kind": s.kind,
+    rows = [{"id": s.id, "character": s.character, "kind": s.kind, "question": s.instruction,
              "prompt": tok.decode(p, skip_special_tokens=False), "prediction": pred,
              "references": s.references} for s, p, pred in zip(samples, ids, preds)]
     r = cfg.eval.rouge

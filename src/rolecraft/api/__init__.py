@@ -1,0 +1,1 @@
+"""OpenAI-compatible endpoints: bounded concurrency, retries with backoff, an on-disk cache."""

@@ -1,0 +1,36 @@
+"""`python evaluate.py ...` / `rolecraft-evaluate ...`: score answers on a benchmark.
+
+As with train.py, only hydra/omegaconf load until the config has composed.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from rolecraft import config as _schema  # noqa: F401  (registers the typed schema)
+from rolecraft.paths import config_dir
+
+
+@hydra.main(config_path=config_dir(), config_name="evaluate", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    from rolecraft.errors import RolecraftError
+
+    try:
+        from rolecraft.evaluation.run import run
+
+        metrics = run(cfg)
+    except RolecraftError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    return metrics.get("rouge_l/avg")
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Benchmarks as lists of items: question, references, kind (RAW/CUS/SPE) and the character.
+
+Every item has a ``key`` that is stable across models and runs (the sample id for RoleInstruct,
+a hash of kind/character/question elsewhere), so answers of different models join on it, and a
+(character, question) pair for joining files that carry no ids (RoleBench's format).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rolecraft.data.schema import KINDS, stable_id
+from rolecraft.errors import ConfigError, DataError
+from rolecraft.fileio import read_jsonl
+
+BENCHMARKS = ("roleinstruct", "rolebench_zh", "belle", "jsonl")
+
+
+@dataclass
+class EvalItem:
+    key: str
+    kind: str  # raw | general | specific
+    character: str | None  # None: no role (a plain general-ability question)
+    question: str
+    references: list[str]
+    category: str | None = None  # e.g. BELLE's task class
+
+
+@dataclass
+class Benchmark:
+    name: str
+    items: list[EvalItem]
+    # character -> profile text, where the benchmark has profiles (judge and human sheets show it)
+    profiles: dict[str, str] = field(default_factory=dict)
+    # RoleInstruct dataset behind the items (model answer sources build the training prompt from it)
+    dataset: object | None = None
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def messages(self, item: EvalItem, num_exemplars: int = 6, emotions: bool = True) -> list[dict]:
+        """The chat a model answers: the training prompt for RoleInstruct, a role line elsewhere."""
+        if self.dataset is not None and item.character in self.dataset.characters:
+            from rolecraft.data.prompts import PromptBuilder
+            from rolecraft.data.schema import Sample
+
+            if getattr(self, "_prompts", None) is None:
+                self._prompts = PromptBuilder(self.dataset, emotions, num_exemplars)
+            s = Sample(item.key, item.kind, item.character, item.question, item.references, "test")
+            return self._prompts.messages(s)
+        msgs = []
+        if item.character:
+            profile = self.profiles.get(item.character)
+            system = (f"你是{item.character}。请完全以{item.character}的身份、语气和说话风格回答，"
+                      "不要说自己是AI或语言模型，回答简洁自然。")
+            if profile:
+                system += "\n【人物设定】\n" + profile
+            msgs.append({"role": "system", "content": system})
+        msgs.append({"role": "user", "content": item.question})
+        return msgs
+
+
+def item_key(kind: str, character: str | None, question: str) -> str:
+    return stable_id(kind, character or "", question.strip())
+
+
+def _limit(items: list[EvalItem], kinds: list[str], max_per_kind: int | None) -> list[EvalItem]:
+    for k in kinds:
+        if k not in KINDS:
+            raise ConfigError(f"benchmark.kinds: {k!r} is not a kind; use raw, general or specific")
+    out, seen = [], {}
+    for it in items:
+        if kinds and it.kind not in kinds:
+            continue
+        seen[it.kind] = seen.get(it.kind, 0) + 1
+        if max_per_kind is None or seen[it.kind] <= max_per_kind:
+            out.append(it)
+    return out
+
+
+def _need_root(cfg, what: str) -> Path:
+    if not cfg.root:
+        raise ConfigError(f"benchmark={cfg.name} needs benchmark.root: {what}")
+    p = Path(str(cfg.root)).expanduser()
+    if not p.exists():
+        raise ConfigError(f"benchmark.root={cfg.root!r}: no such file or directory ({what})")
+    return p
+
+
+def load_roleinstruct(cfg) -> Benchmark:
+    from rolecraft.data import resolve_data_root, schema
+
+    ds = schema.load(resolve_data_root(str(cfg.root)))
+    items = [EvalItem(s.id, s.kind, s.character, s.instruction, list(s.references))
+             for s in ds.samples if s.split == cfg.split]
+    profiles = {n: "\n".join(f"{k}：{v}" for k, v in c.profile.items()) for n, c in ds.characters.items()}
+    return Benchmark("roleinstruct", items, profiles, dataset=ds)
+
+
+def _rolebench_file(path: Path, kind: str) -> list[EvalItem]:
+    items, seen = [], {}
+    for line, row in read_jsonl(path):
+        where = f"{path}:{line}"
+        role, question, refs = row.get("role"), row.get("question"), row.get("generated")
+        if not isinstance(role, str) or not isinstance(question, str):
+            raise DataError(f"{where}: RoleBench rows need string 'role' and 'question'")
+        if not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs):
+            raise DataError(f"{where}: 'generated' must be a non-empty list of reference strings")
+        key = item_key(kind, role, question)
+        if key in seen:
+            raise DataError(f"{where}: duplicate (role, question) pair, first at line {seen[key]}")
+        seen[key] = line
+        items.append(EvalItem(key, kind, role, question.strip(), refs))
+    return items
+
+
+def load_rolebench_zh(cfg) -> Benchmark:
+    root = _need_root(cfg, "the RoleBench-zh folder holding general/test.jsonl and role_specific/test.jsonl")
+    items: list[EvalItem] = []
+    for sub, kind in (("general", "general"), ("role_specific", "specific")):
+        f = root / sub / "test.jsonl"
+        if not f.is_file():
+            raise ConfigError(f"benchmark.root={cfg.root!r}: missing {sub}/test.jsonl (is it the rolebench-zh folder?)")
+        items.extend(_rolebench_file(f, kind))
+    return Benchmark("rolebench_zh", items)
+
+
+def load_belle(cfg) -> Benchmark:
+    p = _need_root(cfg, "BELLE's eval_set.json or its folder")
+    if p.is_dir():
+        p = p / "eval_set.json"
+    items, skipped = [], 0
+    # BELLE ships JSON Lines under a .json name; a JSON list is accepted too
+    text = p.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        rows = list(enumerate(json.loads(text), 1))
+    else:
+        rows = list(read_jsonl(p))
+    for line, row in rows:
+        q, ans = row.get("question"), row.get("std_answer")
+        if not isinstance(q, str) or not q.strip():
+            raise DataError(f"{p}:{line}: BELLE rows need a non-empty 'question'")
+        if not isinstance(ans, str) or not ans.strip():
+            skipped += 1
+            continue
+        items.append(EvalItem(item_key("raw", None, q), "raw", None, q.strip(), [ans], row.get("class")))
+    return Benchmark("belle", items, skipped={"no_reference": skipped})
+
+
+def load_jsonl(cfg) -> Benchmark:
+    from rolecraft.data.schema import parse_sample
+
+    p = _need_root(cfg, "a JSONL file of samples")
+    items, seen = [], {}
+    for line, row in read_jsonl(p):
+        where = f"{p}:{line}"
+        row = dict(row)
+        row.setdefault("split", cfg.split)
+        row.setdefault("id", item_key(str(row.get("kind")), row.get("character"), str(row.get("instruction"))))
+        s = parse_sample(row, where)
+        if s.split != cfg.split:
+            continue
+        if s.id in seen:
+            raise DataError(f"{where}: duplicate id {s.id!r} (first at line {seen[s.id]})")
+        seen[s.id] = line
+        items.append(EvalItem(s.id, s.kind, s.character, s.instruction, list(s.references)))
+    return Benchmark("jsonl", items)
+
+
+LOADERS = {"roleinstruct": load_roleinstruct, "rolebench_zh": load_rolebench_zh, "belle": load_belle,
+           "jsonl": load_jsonl}
+
+
+def load_benchmark(cfg) -> Benchmark:
+    if cfg.name not in LOADERS:
+        raise ConfigError(f"benchmark.name={cfg.name!r}: use one of {', '.join(BENCHMARKS)}")
+    bench = LOADERS[cfg.name](cfg)
+    bench.items = _limit(bench.items, list(cfg.kinds), cfg.max_samples)
+    if not bench.items:
+        raise DataError(f"benchmark={cfg.name} (root {cfg.root}): no items to evaluate"
+                        + (f" in split {cfg.split!r}" if cfg.name in ("roleinstruct", "jsonl") else ""))
+    return bench

@@ -1,0 +1,117 @@
+"""One evaluation run: benchmark -> answers -> Rouge-L (+ RPCS, + judge) -> run directory.
+
+The run directory holds config.yaml (resolved, secrets redacted), metrics.json (flat keys, 0-1
+scale), samples.jsonl (one row per item: question, references, prediction, per-sample scores),
+characters.json (profiles, where the benchmark has them) and judge.jsonl when a judge ran.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from rolecraft.errors import ConfigError
+
+log = logging.getLogger("rolecraft")
+
+
+def run(cfg) -> dict:
+    t0 = time.perf_counter()
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    from rolecraft.evaluation.answers import api_cache_path, get_answers, load_compared
+    from rolecraft.evaluation.benchmarks import load_benchmark
+    from rolecraft.evaluation.metrics import score_predictions
+    from rolecraft.evaluation.rouge import RougeOptions
+    from rolecraft.fileio import write_json, write_jsonl
+    from rolecraft.training.records import write_config
+
+    _check(cfg)
+    r = cfg.rouge
+    opts = RougeOptions(r.tokenizer, r.stat, r.references, r.postprocess)  # bad options fail before any work
+    bench = load_benchmark(cfg.benchmark)
+    # the judge's comparison files are read up front: a bad path fails before answers cost anything
+    compared = {name: load_compared(str(path), bench, f"judge.compare.{name}")
+                for name, path in cfg.judge.compare.items()} if cfg.judge.mode != "none" else {}
+    write_config(cfg, out)
+
+    answers = get_answers(cfg, bench)
+    rows = [{"key": it.key, "character": it.character, "kind": it.kind, "question": it.question,
+             "references": it.references, "prediction": answers.predictions[it.key],
+             **({"category": it.category} if it.category else {})} for it in bench.items]
+    metrics: dict = {"answers/name": answers.name, "benchmark/name": bench.name, "benchmark/items": len(rows)}
+    metrics.update({f"benchmark/skipped/{k}": v for k, v in bench.skipped.items()})
+    metrics.update(answers.stats)
+    metrics.update(score_predictions(rows, opts, prefix=""))
+
+    if cfg.rpcs.backend != "none":
+        from rolecraft.evaluation.rpcs import make_embedder, score_rpcs
+
+        metrics.update(score_rpcs(rows, make_embedder(cfg, api_cache_path(cfg)), cfg.rpcs.references))
+        metrics["rpcs/model"] = cfg.rpcs.model
+
+    if cfg.judge.mode != "none":
+        from dataclasses import asdict
+
+        from rolecraft.api.client import Endpoint
+        from rolecraft.evaluation.judge import run_judge
+
+        if answers.name in compared:
+            raise ConfigError(f"judge.compare has a model named {answers.name!r}, the same as this run's answers; "
+                              "rename one (answers.name=...)")
+        candidates = {answers.name: answers.predictions, **compared}
+        endpoint = Endpoint(cfg.judge.endpoint, "judge.endpoint", api_cache_path(cfg), progress=True)
+        verdicts, jm = run_judge(cfg, bench, candidates, endpoint)
+        metrics.update(jm)
+        metrics["judge/model"] = cfg.judge.model
+        write_jsonl(out / "judge.jsonl", (asdict(v) for v in verdicts))
+
+    write_jsonl(out / "samples.jsonl", rows)
+    if bench.profiles:
+        write_json(out / "characters.json", bench.profiles)
+    metrics["time/total_seconds"] = round(time.perf_counter() - t0, 3)
+    write_json(out / "metrics.json", metrics)
+    _log(cfg, out, metrics, rows)
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()
+                      if "/options/" not in k and not k.startswith("judge/position_bias/top_share")},
+                     ensure_ascii=False))
+    return metrics
+
+
+def _check(cfg) -> None:
+    """Key values that can be checked before any data, model or endpoint is touched."""
+    from rolecraft.evaluation.answers import SOURCES
+    from rolecraft.evaluation.benchmarks import BENCHMARKS
+    from rolecraft.evaluation.judge import MODES
+    from rolecraft.evaluation.rpcs import BACKENDS
+
+    for key, val, allowed in (("benchmark.name", cfg.benchmark.name, BENCHMARKS),
+                              ("answers.source", cfg.answers.source, SOURCES),
+                              ("rpcs.backend", cfg.rpcs.backend, BACKENDS), ("judge.mode", cfg.judge.mode, MODES),
+                              ("logger.name", cfg.logger.name, ("csv", "wandb", "none"))):
+        if val not in allowed:
+            raise ConfigError(f"{key}={val!r}: use one of {', '.join(allowed)}")
+
+
+def _log(cfg, out: Path, metrics: dict, rows: list[dict]) -> None:
+    if cfg.logger.name != "wandb":
+        return
+    import wandb
+    from omegaconf import OmegaConf
+
+    from rolecraft.training.records import redact
+
+    w = cfg.logger.wandb
+    run = wandb.init(project=w.project, entity=w.entity, group=w.group, job_type="eval",
+                     tags=list(w.tags) + list(cfg.tags), mode=w.mode, dir=str(out),
+                     config=redact(OmegaConf.to_container(cfg, resolve=True)))
+    numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    run.log(numeric)
+    for k, v in metrics.items():
+        run.summary[k] = v
+    cols = ["key", "kind", "character", "question", "prediction", "rouge_l"] + (["rpcs"] if "rpcs" in rows[0] else [])
+    run.log({"samples": wandb.Table(columns=cols, data=[[row.get(c) for c in cols] for row in rows])})
+    run.finish()
