@@ -3,6 +3,9 @@
     rolecraft data import roleinstruct-v1 SRC --out DIR [--report FILE]
     rolecraft data validate DIR
     rolecraft data stats DIR [--json]
+    rolecraft human export --answers NAME=PATH --answers NAME=PATH [...] --out DIR [--n 50]
+                           [--annotators 3] [--seed 0] [--kinds general,specific] [--profiles P] [--force]
+    rolecraft human import SHEET.csv [...] --key DIR/key.json [--out results.json]
 
 DIR may be ``embedded:demo`` (the demo dataset shipped in the package). Errors print one line
 ``error: ...`` on stderr and exit 2 (``data validate``: exit 1 when the dataset is invalid).
@@ -116,6 +119,37 @@ def _cmd_data_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- human export / import -----------------------------------------------------------
+
+
+def _cmd_human_export(args: argparse.Namespace) -> int:
+    from rolecraft.evaluation import human
+
+    kinds = list(human.KINDS) if args.kinds.strip() == "all" else [k.strip() for k in args.kinds.split(",") if k.strip()]
+    s = human.export(args.answers or [], Path(args.out), n=args.n, annotators=args.annotators, seed=args.seed,
+                     kinds=kinds, profiles=args.profiles, force=args.force)
+    for note in s.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"wrote {s.annotators} sheet(s) x {s.items} questions x {len(s.models)} answers to {s.out} "
+          f"({s.joined} questions answered by every model)")
+    print(f"send each annotator one sheet_NN.csv and README.txt; keep {s.out / 'key.json'} to yourself")
+    return 0
+
+
+def _cmd_human_import(args: argparse.Namespace) -> int:
+    from rolecraft.evaluation import human
+    from rolecraft.fileio import write_json
+
+    key = human.load_key(Path(args.key))
+    ratings, coverage = human.read_sheets([Path(p) for p in args.sheets], key)
+    res = human.aggregate(ratings, key, coverage, resamples=args.resamples, seed=args.seed)
+    out = Path(args.out).expanduser() if args.out else human.results_path(Path(args.key))
+    write_json(out, res)
+    print(human.format_table(res))
+    print(f"results written to {out}")
+    return 0
+
+
 # ---- parser --------------------------------------------------------------------------
 
 
@@ -150,6 +184,34 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("dir", help="dataset directory or 'embedded:demo'")
     st.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
     st.set_defaults(func=_cmd_data_stats)
+
+    human = groups.add_parser("human", help="blinded human evaluation: export annotation sheets, import ratings")
+    human_cmds = human.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
+    human_cmds.required = True
+
+    hx = human_cmds.add_parser("export", help="write blinded annotation sheets (CE, Consistency, ED; 1-5)")
+    hx.add_argument("--answers", action="append", metavar="NAME=PATH",
+                    help="a model's answers: an evaluation run directory (samples.jsonl) or a predictions .jsonl; "
+                         "repeat for each model (at least 2)")
+    hx.add_argument("--out", required=True, help="directory for sheet_NN.csv, key.json and README.txt")
+    hx.add_argument("--n", type=int, default=50, help="questions to sample, stratified across characters (default 50)")
+    hx.add_argument("--annotators", type=int, default=3, help="number of sheets, one per annotator (default 3)")
+    hx.add_argument("--seed", type=int, default=0, help="seed of the sampling, answer order and ids (default 0)")
+    hx.add_argument("--kinds", default="general,specific",
+                    help="comma-separated kinds of question to use: raw, general, specific or all "
+                         "(default general,specific)")
+    hx.add_argument("--profiles", help="character profiles: a JSON {name: profile} file, a dataset directory or "
+                                       "embedded:demo (default: characters.json beside the answers)")
+    hx.add_argument("--force", action="store_true", help="replace a non-empty --out directory")
+    hx.set_defaults(func=_cmd_human_export)
+
+    hi = human_cmds.add_parser("import", help="read filled sheets; means, 95%% intervals, Krippendorff's alpha")
+    hi.add_argument("sheets", nargs="+", metavar="SHEET.csv", help="filled sheets (annotator id = file name)")
+    hi.add_argument("--key", required=True, help="the key.json written by `rolecraft human export`")
+    hi.add_argument("--out", help="results JSON to write (default: results.json beside the key)")
+    hi.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples (default 10000)")
+    hi.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    hi.set_defaults(func=_cmd_human_import)
     return parser
 
 

@@ -1,0 +1,541 @@
+"""`rolecraft human export/import`: blinded sheets out, filled sheets in, through the real CLI;
+Krippendorff's alpha against hand-derived values; the bootstrap interval; bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rolecraft.evaluation import human
+from rolecraft.evaluation.human import (
+    bootstrap_mean_ci,
+    coincidence_matrix,
+    krippendorff_alpha,
+    sample_keys,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
+
+MODELS = ("zeta_base", "omega_lora", "kappa_gpt")  # names that cannot occur in the synthetic text
+CHARS = {"桃子": {"名字": "桃子", "性格特点": "内向、乐观"}, "刘星": "名字：刘星\n年龄：12岁", "夏雨": "名字：夏雨"}
+
+
+def run_cli(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), *filter(None, [env.get("PYTHONPATH")])])
+    return subprocess.run([sys.executable, "-m", "rolecraft.cli", *map(str, args)],
+                          capture_output=True, text=True, env=env, cwd=cwd or REPO, timeout=120)
+
+
+def one_error(r: subprocess.CompletedProcess) -> str:
+    """The single `error: ...` line of a failed command (exit 2, no traceback)."""
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    return lines[0]
+
+
+def answer_text(model_idx: int, key: str) -> str:
+    return f"回答{model_idx}-{key}：" + "好的" * (model_idx + 1)
+
+
+def make_run(root: Path, model_idx: int, keys_per_char: int = 5, profiles: bool = True, drop: int = 0) -> Path:
+    """An evaluation run directory as evaluate.py writes it: samples.jsonl (+ characters.json)."""
+    root.mkdir(parents=True)
+    rows = []
+    for c in CHARS:
+        for i in range(keys_per_char):
+            key = f"{c}-{i}"
+            rows.append({"key": key, "character": c, "kind": "specific" if i % 2 else "general",
+                         "question": f"{c}，问题{i}是什么？", "references": ["参考"],
+                         "prediction": answer_text(model_idx, key), "rouge_l": 0.5})
+    rows.append({"key": "raw-0", "character": None, "kind": "raw", "question": "1+1=?", "references": ["2"],
+                 "prediction": "2"})
+    rows = rows[drop:]
+    (root / "samples.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    if profiles:
+        (root / "characters.json").write_text(json.dumps(CHARS, ensure_ascii=False), "utf-8")
+    return root
+
+
+@pytest.fixture()
+def runs(tmp_path: Path) -> dict[str, Path]:
+    return {m: make_run(tmp_path / f"run-{i}", i) for i, m in enumerate(MODELS)}
+
+
+def export(runs: dict[str, Path], out: Path, *extra) -> subprocess.CompletedProcess:
+    args = ["human", "export", *(a for m, p in runs.items() for a in ("--answers", f"{m}={p}")), "--out", out, *extra]
+    return run_cli(*args)
+
+
+def read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[0], rows[1:]
+
+
+def write_rows(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    with open(path, "w", encoding="utf-8-sig", newline="") as f:
+        csv.writer(f).writerows([header, *rows])
+
+
+def fill(sheet: Path, key: dict, score_of, out: Path) -> Path:
+    """Fill a sheet as an annotator would: score_of(model, item_id, criterion) -> str."""
+    header, rows = read_rows(sheet)
+    for r in rows:
+        model = key["answers"][r[4]]["model"]
+        for j, c in enumerate(human.CRITERIA, start=6):
+            r[j] = score_of(model, r[0], c)
+    write_rows(out, header, rows)
+    return out
+
+
+# ---- export -> fill -> import ------------------------------------------------------------------
+
+
+def test_round_trip_through_the_cli(runs, tmp_path):
+    out = tmp_path / "sheets"
+    r = export(runs, out, "--n", 6, "--annotators", 3, "--seed", 7)
+    assert r.returncode == 0, r.stderr
+    assert "3 sheet(s) x 6 questions x 3 answers" in r.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["README.txt", "key.json", "sheet_01.csv", "sheet_02.csv",
+                                                      "sheet_03.csv"]
+    raw = (out / "sheet_01.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads the Chinese text as UTF-8
+    header, rows = read_rows(out / "sheet_01.csv")
+    assert header == ["item_id", "question", "character", "profile", "answer_id", "answer", "ce", "consistency", "ed"]
+    assert len(rows) == 6 * 3 and all(r[6:] == ["", "", ""] for r in rows)
+    assert {r[2] for r in rows} == set(CHARS)  # 6 questions over 3 characters: 2 each
+    assert all(sum(1 for r in rows if r[2] == c) == 6 for c in CHARS)
+    prof = next(r[3] for r in rows if r[2] == "桃子")
+    assert prof == "名字：桃子\n性格特点：内向、乐观"  # a {field: value} profile, one field a line
+    readme = (out / "README.txt").read_text("utf-8")
+    for word in ("Communication Effectiveness", "Consistency", "Expressive Diversity", "5 ", "1 "):
+        assert word in readme
+
+    key = json.loads((out / "key.json").read_text("utf-8"))
+    assert key["settings"]["seed"] == 7 and key["settings"]["n"] == 6 and key["models"] == list(MODELS)
+    # annotators: s1 gives each model a fixed score, s2 one more (capped), s3 leaves ED of one answer empty
+    base = {"zeta_base": 2, "omega_lora": 4, "kappa_gpt": 3}
+    filled = [
+        fill(out / "sheet_01.csv", key, lambda m, i, c: str(base[m]), tmp_path / "ann_a.csv"),
+        fill(out / "sheet_02.csv", key, lambda m, i, c: str(min(5, base[m] + 1)), tmp_path / "ann_b.csv"),
+        fill(out / "sheet_03.csv", key, lambda m, i, c: "" if (m, i, c) == ("kappa_gpt", "Q001", "ed")
+             else str(base[m]), tmp_path / "ann_c.csv"),
+    ]
+    res_path = tmp_path / "results.json"
+    r = run_cli("human", "import", *filled, "--key", out / "key.json", "--out", res_path)
+    assert r.returncode == 0, r.stderr
+    for m in MODELS:
+        assert m in r.stdout
+    assert "Krippendorff" in r.stdout and f"results written to {res_path}" in r.stdout
+    res = json.loads(res_path.read_text("utf-8"))
+    for k in ("models", "annotators", "ci", "scores", "agreement", "coverage", "flat"):
+        assert k in res
+    assert res["annotators"] == ["ann_a", "ann_b", "ann_c"]
+    lora = res["scores"]["omega_lora"]["ce"]
+    assert lora["n"] == 18 and lora["n_items"] == 6 and lora["mean"] == pytest.approx((4 + 5 + 4) / 3)
+    # each item has the same ratings, so the item bootstrap has no spread
+    assert lora["ci_low"] == pytest.approx(lora["mean"]) and lora["ci_high"] == pytest.approx(lora["mean"])
+    gpt_ed = res["scores"]["kappa_gpt"]["ed"]
+    assert gpt_ed["n"] == 17 and gpt_ed["not_rated"] == 1 and gpt_ed["mean"] == pytest.approx((6 * 4 + 11 * 3) / 17)
+    assert gpt_ed["ci_low"] < gpt_ed["mean"] < gpt_ed["ci_high"]  # Q001 has fewer 3s: items now differ
+    assert res["flat"]["human/ce/omega_lora/mean"] == lora["mean"]
+    assert res["flat"]["human/ed/kappa_gpt/n"] == 17
+    assert res["ci"]["resamples"] == 10000 and res["ci"]["level"] == 0.95
+    assert res["coverage"]["ann_c"]["rated"]["ed"] == 17
+    # agreement on CE: units = 18 answers, values per unit (a, b, c): base 2/3/2, lora 4/5/4, gpt 3/4/3
+    expected_alpha, _ = krippendorff_alpha([[2, 3, 2]] * 6 + [[4, 5, 4]] * 6 + [[3, 4, 3]] * 6)
+    assert res["agreement"]["ce"]["alpha"] == pytest.approx(expected_alpha)
+    assert 0 < expected_alpha < 1 and res["agreement"]["ce"]["metric"] == "ordinal"
+    assert res["flat"]["human/alpha/ce"] == pytest.approx(expected_alpha)
+
+    # same command, same numbers (seeded bootstrap); default --out is results.json beside the key
+    r2 = run_cli("human", "import", *filled, "--key", out / "key.json")
+    assert r2.returncode == 0, r2.stderr
+    assert json.loads((out / "results.json").read_text("utf-8"))["scores"] == res["scores"]
+
+
+def test_sheets_are_blind_and_the_key_maps_back(runs, tmp_path):
+    out = tmp_path / "sheets"
+    r = export(runs, out, "--n", 12, "--annotators", 3)
+    assert r.returncode == 0, r.stderr
+    key = json.loads((out / "key.json").read_text("utf-8"))
+    sheets = sorted(out.glob("sheet_*.csv"))
+    for path in [*sheets, out / "README.txt"]:
+        text = path.read_text("utf-8-sig")
+        for m in MODELS:
+            assert m not in text, f"{m} in {path.name}"
+    orders: dict[str, dict[str, list[str]]] = {}
+    for sheet in sheets:
+        _, rows = read_rows(sheet)
+        orders[sheet.stem] = {}
+        for r in rows:
+            item_id, aid, answer = r[0], r[4], r[5]
+            # opaque ids: letters/digits, not a model name, not a position
+            assert re.fullmatch(r"[A-Z][0-9a-z]{4}", aid) and aid not in ("A1", "B2", "C3")
+            model = key["answers"][aid]["model"]
+            assert key["answers"][aid]["item_id"] == item_id
+            bench_key = key["items"][item_id]["key"]
+            assert answer == answer_text(MODELS.index(model), bench_key)  # the key maps back to the right model
+            orders[sheet.stem].setdefault(item_id, []).append(model)
+    # the position of a model differs across questions and across annotators
+    s1 = orders["sheet_01"]
+    assert len({tuple(o) for o in s1.values()}) > 1
+    for item_id in s1:
+        assert s1[item_id] != orders["sheet_02"][item_id] != orders["sheet_03"][item_id]
+    assert {o[0] for o in s1.values()} == set(MODELS)  # every model is shown first somewhere
+    # every answer id is used once per sheet and is the same answer on every sheet
+    ids = [sorted(r[4] for r in read_rows(s)[1]) for s in sheets]
+    assert ids[0] == ids[1] == ids[2] == sorted(key["answers"]) and len(set(ids[0])) == 12 * 3
+
+
+def test_export_is_deterministic_and_refuses_to_overwrite(runs, tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    assert export(runs, a, "--n", 5, "--seed", 3).returncode == 0
+    assert export(runs, b, "--n", 5, "--seed", 3).returncode == 0
+    assert export(runs, c, "--n", 5, "--seed", 4).returncode == 0
+    assert (a / "sheet_02.csv").read_bytes() == (b / "sheet_02.csv").read_bytes()
+    assert (a / "sheet_02.csv").read_bytes() != (c / "sheet_02.csv").read_bytes()
+    err = one_error(export(runs, a, "--n", 5))
+    assert "is not empty" in err and "--force" in err
+    assert (a / "sheet_02.csv").read_bytes() == (b / "sheet_02.csv").read_bytes()  # untouched
+    r = export(runs, a, "--n", 4, "--annotators", 2, "--force")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in a.iterdir()) == ["README.txt", "key.json", "sheet_01.csv", "sheet_02.csv"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
+
+
+def test_partial_join_kinds_and_plain_predictions_file(tmp_path):
+    """A run missing questions joins on the rest; a training run's predictions.jsonl (id + rendered
+    ChatML prompt, no question, no profiles) works, with --profiles for the profile column."""
+    a = make_run(tmp_path / "a", 0, drop=3)
+    rows = []
+    for c in CHARS:
+        for i in range(5):
+            prompt = (f"<|im_start|>system\n你是{c}。<|im_end|>\n<|im_start|>user\n{c}，问题{i}是什么？<|im_end|>\n"
+                      f"<|im_start|>assistant\n")
+            rows.append({"id": f"{c}-{i}", "character": c, "kind": "specific" if i % 2 else "general",
+                         "prompt": prompt, "prediction": answer_text(1, f"{c}-{i}"), "references": ["x"]})
+    preds = tmp_path / "b" / "predictions.jsonl"
+    preds.parent.mkdir()
+    preds.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    prof = tmp_path / "profiles.json"
+    prof.write_text(json.dumps({"刘星": "PROFILE-LX"}, ensure_ascii=False), "utf-8")
+    out = tmp_path / "out"
+    r = run_cli("human", "export", "--answers", f"m1={a}", "--answers", f"m2={preds}", "--out", out, "--n", 100,
+                "--kinds", "specific", "--profiles", prof, "--annotators", 2)
+    assert r.returncode == 0, r.stderr
+    key = json.loads((out / "key.json").read_text("utf-8"))
+    # 3 characters x 2 specific questions (i = 1, 3), minus 桃子-1 and 桃子-3 dropped from run a (drop=3: 桃子-0..2)
+    assert sorted(i["key"] for i in key["items"].values()) == ["刘星-1", "刘星-3", "夏雨-1", "夏雨-3", "桃子-3"]
+    assert "only 5 questions" in r.stderr and "m2: 1 question(s) not answered by every model" in r.stderr
+    _, rows_out = read_rows(out / "sheet_01.csv")
+    assert {r[1] for r in rows_out if r[0] == "Q001"} <= {f"{c}，问题{i}是什么？" for c in CHARS for i in (1, 3)}
+    assert {r[3] for r in rows_out if r[2] == "刘星"} == {"PROFILE-LX"}  # --profiles wins over characters.json
+    assert {r[3] for r in rows_out if r[2] == "夏雨"} == {"名字：夏雨"}
+
+
+def test_sample_keys_is_stratified_and_seeded():
+    keys = [f"a{i}" for i in range(10)] + [f"b{i}" for i in range(10)] + ["c0"]
+    char = {k: k[0] for k in keys}
+    got = sample_keys(keys, char, 7, seed=1)
+    counts = {c: sum(1 for k in got if k[0] == c) for c in "abc"}
+    assert counts == {"a": 3, "b": 3, "c": 1}  # c has one question; a and b share the rest evenly
+    assert len(set(got)) == 7
+    assert got == sample_keys(list(reversed(keys)), char, 7, seed=1)  # input order does not matter
+    assert got != sample_keys(keys, char, 7, seed=2)
+    assert sorted(sample_keys(keys, char, 100, seed=0)) == sorted(keys)
+
+
+# ---- Krippendorff's alpha -------------------------------------------------------------------------
+
+
+def test_alpha_perfect_agreement_is_one():
+    alpha, reason = krippendorff_alpha([[1, 1, 1], [3, 3], [5, 5, 5], [2, 2, None]])
+    assert alpha == pytest.approx(1.0) and reason is None
+
+
+def test_alpha_two_coders_two_values_by_hand():
+    """Units (1,1), (1,2), (2,2). Coincidences: o11 = 2 (unit 1: 2 ordered pairs / (m-1 = 1)),
+    o12 = o21 = 1 (unit 2), o22 = 2 (unit 3); n1 = n2 = 3, n = 6. Ordinal delta_12 = n1 + n2 - (n1 + n2)/2 = 3,
+    delta^2 = 9. alpha = 1 - (n - 1) sum o_ck d2_ck / sum n_c n_k d2_ck = 1 - 5 * (2 * 9) / (2 * 3 * 3 * 9) = 4/9.
+    With two values every metric gives the same alpha (nominal: 1 - 5 * 2 / 18 = 4/9)."""
+    data = [[1, 1], [1, 2], [2, 2]]
+    for level in ("ordinal", "nominal", "interval"):
+        assert krippendorff_alpha(data, level)[0] == pytest.approx(4 / 9)
+
+
+# Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", example C: 4 coders, 12 units, values 1-5,
+# missing data. Rows = coders A-D, columns = units 1-12 (None = missing).
+K2011 = [
+    [1, 2, 3, 3, 2, 1, 4, 1, 2, None, None, None],
+    [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, None, 3],
+    [None, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, None],
+    [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, None],
+]
+K2011_UNITS = [list(col) for col in zip(*K2011)]
+
+
+def test_alpha_worked_example_with_missing_values():
+    """Hand derivation. Per unit (values; contribution to o_ck = pairs / (m_u - 1)):
+      u1 1,1,1 -> o11 += 3;  u2 2,2,3,2 -> o22 += 2, o23 = o32 += 1;  u3, u4 3x4 -> o33 += 4 + 4;
+      u5, u9 2x4 -> o22 += 4 + 4;  u6 1,2,3,4 -> every off-diagonal o_ck among 1..4 += 1/3;  u7 4x4 -> o44 += 4;
+      u8 1,1,2,1 -> o11 += 2, o12 = o21 += 1;  u10 5,5,5 -> o55 += 3;  u11 1,1 -> o11 += 2;  u12 (one value): none.
+    So o11 = 7, o22 = 10, o33 = 8, o44 = 4, o55 = 3, o12 = o23 = 4/3, o13 = o14 = o24 = o34 = 1/3;
+    n_c = (9, 13, 10, 5, 3), n = 40.
+    Ordinal delta_ck = n_c + ... + n_k - (n_c + n_k)/2: d12 = 11, d13 = 22.5, d14 = 30, d15 = 34, d23 = 11.5, d24 = 19,
+    d25 = 23, d34 = 7.5, d35 = 11.5, d45 = 4.
+    sum_{c<k} o_ck d2 = (4*121 + 506.25 + 900 + 4*132.25 + 361 + 56.25) / 3 = 945.5
+    sum_{c<k} n_c n_k d2 = 14157 + 45562.5 + 40500 + 31212 + 17192.5 + 23465 + 20631 + 2812.5 + 3967.5 + 240 = 199740
+    alpha_ordinal = 1 - 39 * 945.5 / 199740 = 0.81539. The paper reports alpha_nominal = 0.743 and
+    alpha_interval = 0.849 for the same data."""
+    values, o = coincidence_matrix(K2011_UNITS)
+    third = 1 / 3
+    expected = [[7, 4 / 3, third, third, 0], [4 / 3, 10, 4 / 3, third, 0], [third, 4 / 3, 8, third, 0],
+                [third, third, third, 4, 0], [0, 0, 0, 0, 3]]
+    assert values == [1, 2, 3, 4, 5]
+    assert [x for row in o.tolist() for x in row] == pytest.approx([x for row in expected for x in row])
+    assert o.sum(axis=1).tolist() == pytest.approx([9, 13, 10, 5, 3])
+    assert krippendorff_alpha(K2011_UNITS, "ordinal")[0] == pytest.approx(1 - 39 * 945.5 / 199740)
+    assert krippendorff_alpha(K2011_UNITS, "nominal")[0] == pytest.approx(0.743, abs=5e-4)
+    assert krippendorff_alpha(K2011_UNITS, "interval")[0] == pytest.approx(0.849, abs=5e-4)
+
+
+def test_alpha_ordinal_uses_ranks_only():
+    """The ordinal metric depends on the order of the values, not their spacing: relabelling 1,2,3 as
+    1,2,5 keeps alpha_ordinal and changes alpha_interval."""
+    data = [[1, 2], [2, 3], [1, 1], [3, 3], [2, 2], [1, 3, 3]]
+    relabel = [[{3: 5}.get(v, v) for v in u] for u in data]
+    assert krippendorff_alpha(data)[0] == pytest.approx(krippendorff_alpha(relabel)[0])
+    assert krippendorff_alpha(data, "interval")[0] != pytest.approx(krippendorff_alpha(relabel, "interval")[0])
+
+
+def test_alpha_undefined_cases_give_none_and_a_reason():
+    alpha, reason = krippendorff_alpha([[4, 4], [4, 4, 4], [4]])
+    assert alpha is None and "every rating is 4" in reason
+    alpha, reason = krippendorff_alpha([[1], [2, None], [5]])
+    assert alpha is None and "2 or more" in reason
+    assert krippendorff_alpha([])[0] is None
+
+
+def test_alpha_matches_the_krippendorff_package():
+    kd = pytest.importorskip("krippendorff", reason="optional cross-check: pip install krippendorff")
+    np = pytest.importorskip("numpy")
+    rng = random.Random(0)
+    datasets = [K2011]
+    for _ in range(5):  # 4 coders x 30 units, values 1-5, 20% missing, correlated with a true score
+        truth = [rng.randint(1, 5) for _ in range(30)]
+        datasets.append([[None if rng.random() < 0.2 else min(5, max(1, t + rng.choice([-1, 0, 0, 1])))
+                          for t in truth] for _ in range(4)])
+    for coders in datasets:
+        matrix = np.array([[np.nan if v is None else v for v in row] for row in coders], dtype=float)
+        units = [list(col) for col in zip(*coders)]
+        for level in ("nominal", "ordinal", "interval", "ratio"):
+            ref = kd.alpha(reliability_data=matrix, level_of_measurement=level)
+            assert krippendorff_alpha(units, level)[0] == pytest.approx(ref, abs=1e-9), level
+
+
+# ---- the bootstrap interval -----------------------------------------------------------------------
+
+
+def test_bootstrap_interval_sanity():
+    rng = random.Random(1)
+    groups = [[rng.randint(1, 5) for _ in range(3)] for _ in range(40)]
+    mean = sum(map(sum, groups)) / sum(map(len, groups))
+    lo, hi = bootstrap_mean_ci(groups, seed=0)
+    assert lo < mean < hi and 1 <= lo and hi <= 5
+    assert bootstrap_mean_ci(groups, seed=0) == (lo, hi)  # deterministic
+    # roughly the normal-theory width of a mean of 40 independent item means
+    item_means = [sum(g) / len(g) for g in groups]
+    m = sum(item_means) / 40
+    se = math.sqrt(sum((x - m) ** 2 for x in item_means) / 39 / 40)
+    assert (hi - lo) == pytest.approx(2 * 1.96 * se, rel=0.2)
+    # more items -> narrower
+    lo4, hi4 = bootstrap_mean_ci(groups * 4, seed=0)
+    assert hi4 - lo4 < (hi - lo) * 0.7
+    assert bootstrap_mean_ci([[3, 3], [3]], seed=0) == (3.0, 3.0)
+    assert bootstrap_mean_ci([[1, 5, 3]]) is None  # one item: no interval
+    # ratings of one item move together: resampling items gives a wider interval than counting
+    # every rating as independent (the t-interval over annotator x item ratings would be too narrow)
+    clustered = [[v] * 3 for v in (1, 2, 3, 4, 5) * 4]
+    flat = [[v] for g in clustered for v in g]
+    c_lo, c_hi = bootstrap_mean_ci(clustered, seed=0)
+    f_lo, f_hi = bootstrap_mean_ci(flat, seed=0)
+    assert c_hi - c_lo > 1.5 * (f_hi - f_lo)
+
+
+# ---- bad input ------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def exported(runs, tmp_path) -> tuple[Path, dict]:
+    out = tmp_path / "sheets"
+    r = export(runs, out, "--n", 3, "--annotators", 2)
+    assert r.returncode == 0, r.stderr
+    return out, json.loads((out / "key.json").read_text("utf-8"))
+
+
+def _filled_with(exported, tmp_path, row: int, col: str, value: str) -> Path:
+    out, key = exported
+    path = fill(out / "sheet_01.csv", key, lambda m, i, c: "3", tmp_path / "s1.csv")
+    header, rows = read_rows(path)
+    rows[row][header.index(col)] = value
+    write_rows(path, header, rows)
+    return path
+
+
+def _physical_line(path: Path, row: int) -> int:
+    """The first physical line of data row ``row`` (0-based) in a CSV whose profile cells span lines."""
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        next(reader)
+        start = reader.line_num + 1
+        for i, _ in enumerate(reader):
+            if i == row:
+                return start
+            start = reader.line_num + 1
+    raise AssertionError
+
+
+@pytest.mark.parametrize("col,value,expected", [
+    ("ce", "7", r"column ce: '7' is not a score; enter a whole number 1-5"),
+    ("ed", "3.5", r"column ed: '3.5' is not a score"),
+    ("consistency", "good", r"column consistency: 'good' is not a score"),
+    ("answer_id", "Zzzzz", r"column answer_id: unknown answer id 'Zzzzz' \(not in the key\)"),
+    ("item_id", "Q999", r"column item_id: 'Q999', but answer \w+ belongs to Q00\d"),
+])
+def test_bad_cells_name_file_line_column_and_value(exported, tmp_path, col, value, expected):
+    path = _filled_with(exported, tmp_path, 4, col, value)
+    r = run_cli("human", "import", path, "--key", exported[0] / "key.json", "--out", tmp_path / "res.json")
+    err = one_error(r)
+    line = _physical_line(path, 4)
+    assert re.search(rf"{re.escape(str(path))}:{line}: row 6, {expected}", err), err
+    assert not (tmp_path / "res.json").exists()
+
+
+def test_full_width_digits_and_empty_cells_are_accepted(exported, tmp_path):
+    path = _filled_with(exported, tmp_path, 0, "ce", "４")
+    header, rows = read_rows(path)
+    rows[1][header.index("ed")] = " "
+    write_rows(path, header, rows)
+    r = run_cli("human", "import", path, "--key", exported[0] / "key.json", "--out", tmp_path / "res.json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "res.json").read_text("utf-8"))
+    assert sum(s["ed"]["not_rated"] for s in res["scores"].values()) == 1
+    assert res["coverage"]["s1"]["rated"] == {"ce": 9, "consistency": 9, "ed": 8}
+    assert res["agreement"]["ce"]["alpha"] is None and "2 or more" in res["agreement"]["ce"]["reason"]
+
+
+def test_single_value_everywhere_gives_null_alpha_with_reason(exported, tmp_path):
+    out, key = exported
+    sheets = [fill(out / f"sheet_0{i}.csv", key, lambda m, i_, c: "4", tmp_path / f"s{i}.csv") for i in (1, 2)]
+    r = run_cli("human", "import", *sheets, "--key", out / "key.json", "--out", tmp_path / "res.json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "res.json").read_text("utf-8"))
+    assert res["agreement"]["ce"]["alpha"] is None and "every rating is 4" in res["agreement"]["ce"]["reason"]
+    assert res["flat"]["human/alpha/ce"] is None
+    assert "CE n/a (every rating is 4" in r.stdout
+
+
+def test_missing_key_file(exported, tmp_path):
+    err = one_error(run_cli("human", "import", exported[0] / "sheet_01.csv", "--key", tmp_path / "nope" / "key.json"))
+    assert "nope/key.json: no such file; pass the key.json written by `rolecraft human export`" in err
+
+
+def test_single_model_and_unparseable_answers(runs, tmp_path):
+    err = one_error(run_cli("human", "export", "--answers", f"only={runs['zeta_base']}", "--out", tmp_path / "o"))
+    assert "at least 2 models" in err and "got 1 (only)" in err
+    err = one_error(run_cli("human", "export", "--answers", str(runs["zeta_base"]), "--answers", "b=x",
+                            "--out", tmp_path / "o"))
+    assert "expected NAME=PATH" in err
+    err = one_error(export({"a": runs["zeta_base"], "b": tmp_path / "nowhere"}, tmp_path / "o"))
+    assert "--answers b=" in err and "no such file or directory" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_nothing_joins_shows_counts_and_keys(runs, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "samples.jsonl").write_text("".join(
+        json.dumps({"key": f"x{i}", "character": "桃子", "kind": "specific", "question": "q", "references": [],
+                    "prediction": "p"}) + "\n" for i in range(4)), "utf-8")
+    err = one_error(export({"a": runs["zeta_base"], "b": other}, tmp_path / "o"))
+    assert "no question of kind general,specific was answered by every model" in err
+    assert "a has 15 (e.g. 刘星-0, 刘星-1, 刘星-2)" in err and "b has 4 (e.g. x0, x1, x2)" in err
+
+
+def test_row_without_a_question_names_its_line(runs, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"key": "k", "character": "桃子", "kind": "specific", "prediction": "p"}) + "\n"
+                   + json.dumps({"key": "k2", "character": "桃子", "kind": "specific", "prediction": "p",
+                                 "prompt": "no template here"}) + "\n", "utf-8")
+    err = one_error(export({"a": runs["zeta_base"], "b": bad}, tmp_path / "o"))
+    assert f"{bad}:1: no question" in err
+    bad.write_text(bad.read_text("utf-8").splitlines()[1] + "\n", "utf-8")
+    err = one_error(export({"a": runs["zeta_base"], "b": bad}, tmp_path / "o"))
+    assert f"{bad}:1: no question" in err and "no user turn found in 'prompt'" in err
+
+
+def test_sheet_from_another_export_and_duplicate_annotator(runs, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert export(runs, a, "--n", 3, "--seed", 1).returncode == 0
+    assert export(runs, b, "--n", 3, "--seed", 2).returncode == 0
+    err = one_error(run_cli("human", "import", b / "sheet_01.csv", "--key", a / "key.json"))
+    assert f"{b / 'sheet_01.csv'}:2: row 2, column answer_id: unknown answer id" in err
+    err = one_error(run_cli("human", "import", a / "sheet_01.csv", b / "sheet_01.csv", "--key", a / "key.json"))
+    assert "annotator id 'sheet_01'" in err and "own file name" in err
+
+
+def test_data_commands_still_there():
+    r = run_cli("--help")
+    assert r.returncode == 0 and "data" in r.stdout and "human" in r.stdout
+
+
+def test_excel_resaved_sheet_gbk_semicolons_and_formula_cells(tmp_path):
+    """Excel on a Chinese system may save "CSV" as GBK without BOM, with ';' in some locales; an
+    answer starting with '-' or '=' is written with a leading "'" so it is not read as a formula."""
+    runs = {}
+    for i, m in enumerate(("m1", "m2")):
+        d = tmp_path / m
+        d.mkdir()
+        (d / "samples.jsonl").write_text("".join(json.dumps(
+            {"key": f"k{j}", "character": "桃子", "kind": "specific", "question": f"问题{j}", "references": [],
+             "prediction": ["-列表项", "=1+1", "普通"][j] + str(i)}, ensure_ascii=False) + "\n" for j in range(3)), "utf-8")
+        runs[m] = d
+    out = tmp_path / "out"
+    assert export(runs, out, "--annotators", 1).returncode == 0
+    header, rows = read_rows(out / "sheet_01.csv")
+    answers = sorted(r[5] for r in rows)
+    assert answers == sorted(["'-列表项0", "'-列表项1", "'=1+10", "'=1+11", "普通0", "普通1"])
+    for r in rows:
+        r[6:] = ["5", "4", "3"]
+    text = "\r\n".join(";".join(f'"{c}"' if ("\n" in c or ";" in c) else c for c in r) for r in [header, *rows])
+    resaved = tmp_path / "anno.csv"
+    resaved.write_bytes(text.encode("gb18030"))
+    r = run_cli("human", "import", resaved, "--key", out / "key.json", "--out", tmp_path / "res.json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "res.json").read_text("utf-8"))
+    assert res["scores"]["m2"]["ce"]["mean"] == 5 and res["scores"]["m1"]["ed"]["n"] == 3
+
+
+def test_bad_export_options(runs, tmp_path):
+    err = one_error(export(runs, tmp_path / "o", "--kinds", "general,chat"))
+    assert "--kinds general,chat: unknown kind chat" in err
+    err = one_error(export(runs, tmp_path / "o", "--n", 0))
+    assert "--n 0" in err
+    # --out must not be (or contain) a run directory: --force would delete it
+    err = one_error(export(runs, runs["zeta_base"], "--force"))
+    assert "holds the answers of zeta_base" in err
+    assert (runs["zeta_base"] / "samples.jsonl").is_file()
