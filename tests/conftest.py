@@ -45,6 +45,19 @@ def run_train(args: list[str], cache: Path, runs: Path, timeout: int = 600) -> s
                           capture_output=True, text=True, timeout=timeout)
 
 
+def run_evaluate(args: list[str], cache: Path, out: Path, env: dict | None = None,
+                 timeout: int = 600) -> subprocess.CompletedProcess:
+    """`python evaluate.py ARGS hydra.run.dir=OUT` in a subprocess."""
+    full = cli_env(cache)
+    full.update(env or {})
+    return subprocess.run([sys.executable, str(REPO / "evaluate.py"), *args, f"hydra.run.dir={out}"], cwd=REPO,
+                          env=full, capture_output=True, text=True, timeout=timeout)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def read_metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
