@@ -78,3 +78,25 @@ def test_options_change_scores_and_are_recorded():
 def test_bad_option_names_the_key():
     with pytest.raises(ValueError, match=r"rouge.stat='x'"):
         RougeOptions(stat="x")
+
+
+def test_batched_word_lists_equal_one_at_a_time_on_adversarial_text():
+    """words_many joins all texts for one regex pass: no rule may act across the separator."""
+    import random
+
+    from rolecraft.evaluation.rouge import words, words_many
+
+    rng = random.Random(0)
+    alphabet = "。！？?.…”’，ab \n"
+    texts = ["。", "。 ", "a。b", "？？a", "。”b", "......x", "……y", "。\n\n。", " \n \n x", "?”，", "", " ", "\n"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14))) for _ in range(5000)]
+    assert words_many(texts) == [words(t) for t in texts]
+
+
+def test_many_pairs_at_once_equal_one_at_a_time():
+    from rolecraft.evaluation.rouge import RougeOptions, rouge_l, rouge_l_many
+
+    preds = ["我今天很开心。你呢？", "", "好吧……就这样。", "他说：“走！”然后走了。"]
+    refs = [["我今天很高兴。", "你呢？我很开心"], ["空"], ["就这样吧。"], ["他说“走”，就走了。"]]
+    for opts in (RougeOptions(), RougeOptions(tokenizer="char", references="first", stat="r")):
+        assert rouge_l_many(preds, refs, opts) == [rouge_l(p, r, opts) for p, r in zip(preds, refs)]

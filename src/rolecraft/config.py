@@ -7,7 +7,7 @@ when the config is composed (before any model loads). Import cost: omegaconf/hyd
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
 
@@ -268,8 +268,9 @@ class JudgeConfig:
     mode: str = "none"
     model: str = "gpt-4"
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
-    # the other models ranked against this run's answers: {name: evaluation run dir or predictions file}
-    compare: Dict[str, str] = field(default_factory=dict)
+    # the other models ranked against this run's answers: evaluation run dirs or predictions files,
+    # as PATH (named by the run's answers/name, else the file name) or 'NAME=PATH' (quote it on the command line)
+    compare: List[str] = field(default_factory=list)
     # questions judged (sampled with the seed); null = every joined question
     max_items: Optional[int] = 100
     # each question judged this many times with a fresh shuffle of the candidates

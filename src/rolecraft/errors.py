@@ -9,5 +9,5 @@ class DataError(RolecraftError):
     """Bad input data (malformed file, missing field, unknown label ...)."""
 
 
-class ConfigError(RolecraftError):
+class ConfigError(RolecraftError, ValueError):
     """A configuration value that composes but cannot work (missing path, bad combination)."""

@@ -128,12 +128,25 @@ def prediction_file(path_arg: str, what: str) -> Path:
     return path
 
 
-def load_compared(path_arg: str, bench: Benchmark, what: str) -> dict[str, str]:
-    """Another model's answers (for the judge): whatever of the benchmark it answered."""
+def load_compared(entry: str, bench: Benchmark, what: str) -> tuple[str, dict[str, str]]:
+    """(name, answers) of another model for the judge: whatever of the benchmark it answered.
+
+    ``entry`` is PATH or NAME=PATH; an evaluate.py run directory is named by its answers/name.
+    """
+    name, sep, path_arg = entry.partition("=")
+    if not sep:
+        name, path_arg = "", entry
     path = prediction_file(path_arg, what)
+    if not name:
+        metrics = path.parent / "metrics.json"
+        if metrics.is_file():
+            import json
+
+            name = json.loads(metrics.read_text(encoding="utf-8")).get("answers/name") or ""
+        name = name or (path.parent.name if path.name in ("samples.jsonl", "predictions.jsonl") else path.stem)
     preds, _ = join_predictions(read_prediction_file(path), bench, f"{what}={path_arg}", allow_missing=True,
                                 fill_missing=False)
-    return preds
+    return name, preds
 
 
 def from_predictions(cfg, bench: Benchmark) -> Answers:

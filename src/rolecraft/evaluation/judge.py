@@ -125,7 +125,7 @@ def run_judge(cfg, bench, candidates: dict[str, dict[str, str]], endpoint) -> tu
     if j.mode not in MODES:
         raise ConfigError(f"judge.mode={j.mode!r}: use one of {', '.join(MODES)}")
     if j.mode == "rank" and len(candidates) < 2:
-        raise ConfigError("judge=rank needs at least two models: add judge.compare={name: EVAL_RUN_DIR_OR_FILE}")
+        raise ConfigError("judge=rank needs at least two models: add judge.compare=[EVAL_RUN_DIR_OR_FILE,...]")
     if j.repeats < 1 or j.max_attempts < 1:
         raise ConfigError(f"judge.repeats={j.repeats} and judge.max_attempts={j.max_attempts} must be at least 1")
     items, skipped = pick_items(bench.items, candidates, j.max_items, cfg.seed)

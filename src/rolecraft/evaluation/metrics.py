@@ -5,7 +5,7 @@ from __future__ import annotations
 from statistics import fmean
 
 from rolecraft.data.schema import KIND_TO_METRIC
-from rolecraft.evaluation.rouge import RougeOptions, is_empty, rouge_l
+from rolecraft.evaluation.rouge import RougeOptions, is_empty, rouge_l_many
 
 
 def score_predictions(rows: list[dict], opts: RougeOptions, prefix: str = "test") -> dict:
@@ -16,8 +16,8 @@ def score_predictions(rows: list[dict], opts: RougeOptions, prefix: str = "test"
     """
     per_kind: dict[str, list[float]] = {}
     empty: dict[str, int] = {}
-    for row in rows:
-        s = rouge_l(row["prediction"], row["references"], opts)
+    scores = rouge_l_many([r["prediction"] for r in rows], [r["references"] for r in rows], opts)
+    for row, s in zip(rows, scores):
         row["rouge_l"] = s
         col = KIND_TO_METRIC[row["kind"]]
         per_kind.setdefault(col, []).append(s)

@@ -1,9 +1,13 @@
-"""Rouge-L exactly as rouge-chinese computes it, ~200x faster.
+"""Rouge-L exactly as rouge-chinese computes it, 100x+ faster on many pairs.
 
 rouge-chinese splits a text into sentences at Chinese end punctuation, re-joins each sentence's
 whitespace tokens, and then takes ONE longest common subsequence over the flattened token lists
 (no union-LCS): F = 2PR / (P + R + 1e-8). We reproduce that token stream and compute the LCS with
 rapidfuzz (C++), which gives bit-identical P/R/F. jieba's dictionary loads once per process.
+
+Scoring many pairs (``rouge_l_many``) runs the sentence-split regexes once over all texts joined
+by a separator no rule can match across, instead of once per text: the per-text Python overhead
+was 90% of the time.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from dataclasses import dataclass
 from itertools import chain
 
 from rapidfuzz.distance import LCSseq
+
+from rolecraft.errors import ConfigError
 
 TOKENIZERS = ("jieba", "char")
 STATS = ("f", "r", "p")
@@ -44,11 +50,11 @@ def tokenize(text: str, tokenizer: str = "jieba", postprocess: str = "none") -> 
     elif tokenizer == "char":
         toks = [c for c in text if not c.isspace()]
     else:
-        raise ValueError(f"rouge.tokenizer={tokenizer!r}: use one of {TOKENIZERS}")
+        raise ConfigError(f"rouge.tokenizer={tokenizer!r}: use one of {TOKENIZERS}")
     if postprocess == "strip_punct":
         toks = [t for t in toks if t.strip() and not all(c in _PUNCT for c in t.strip())]
     elif postprocess != "none":
-        raise ValueError(f"rouge.postprocess={postprocess!r}: use one of {POSTPROCESS}")
+        raise ConfigError(f"rouge.postprocess={postprocess!r}: use one of {POSTPROCESS}")
     return " ".join(toks)
 
 
@@ -65,6 +71,24 @@ def words(tokenized: str) -> list[str]:
     """rouge-chinese's flattened word list of a space-tokenized text."""
     sents = [" ".join(s.split()) for s in _cut_sent(tokenized) if len(s) > 0]
     return list(chain.from_iterable(s.split(" ") for s in sents))
+
+
+_SEP = "\x00"
+_RULES = [(re.compile(r"([。！？\?])([^”’])"), r"\1\n\2"), (re.compile(r"(\.{6})([^”’])"), r"\1\n\2"),
+          (re.compile(r"(\…{2})([^”’])"), r"\1\n\2"), (re.compile(r"([。！？\?][”’])([^，。！？\?])"), r"\1\n\2")]
+
+
+def words_many(tokenized: list[str]) -> list[list[str]]:
+    """``[words(t) for t in tokenized]``, fast. Every rule's first group is punctuation, so a rule
+    can only consume the separator as its last character, adding a newline that rstrip() removes
+    exactly as it removes what the same rule adds at the end of a lone text."""
+    if any(_SEP in t for t in tokenized):
+        return [words(t) for t in tokenized]
+    big = _SEP.join(tokenized)
+    for rule, repl in _RULES:
+        big = rule.sub(repl, big)
+    # a whitespace-only sentence becomes one empty word in rouge-chinese; keep that quirk
+    return [[w for s in para.rstrip().split("\n") if s for w in (s.split() or [""])] for para in big.split(_SEP)]
 
 
 @dataclass(frozen=True)
@@ -100,7 +124,7 @@ class RougeOptions:
                                   ("references", self.references, REFERENCES),
                                   ("postprocess", self.postprocess, POSTPROCESS)):
             if val not in allowed:
-                raise ValueError(f"rouge.{key}={val!r}: use one of {', '.join(allowed)}")
+                raise ConfigError(f"rouge.{key}={val!r}: use one of {', '.join(allowed)}")
 
 
 def is_empty(prediction: str) -> bool:
@@ -116,3 +140,14 @@ def rouge_l(prediction: str, references: list[str], opts: RougeOptions = RougeOp
     refs = references[:1] if opts.references == "first" else references
     return max(rouge_l_words(hyp, words(tokenize(r, opts.tokenizer, opts.postprocess))).get(opts.stat)
                for r in refs)
+
+
+def rouge_l_many(predictions: list[str], references: list[list[str]],
+                 opts: RougeOptions = RougeOptions()) -> list[float]:
+    """``[rouge_l(p, refs, opts) ...]`` for many samples at once (same numbers, much faster).
+    Each distinct text is tokenised once."""
+    refs = [r[:1] if opts.references == "first" else r for r in references]
+    texts = list(dict.fromkeys([p for p in predictions if not is_empty(p)] + [t for rs in refs for t in rs]))
+    lists = dict(zip(texts, words_many([tokenize(t, opts.tokenizer, opts.postprocess) for t in texts])))
+    return [0.0 if is_empty(p) else max(rouge_l_words(lists[p], lists[r]).get(opts.stat) for r in rs)
+            for p, rs in zip(predictions, refs)]

@@ -34,8 +34,14 @@ def run(cfg) -> dict:
     opts = RougeOptions(r.tokenizer, r.stat, r.references, r.postprocess)  # bad options fail before any work
     bench = load_benchmark(cfg.benchmark)
     # the judge's comparison files are read up front: a bad path fails before answers cost anything
-    compared = {name: load_compared(str(path), bench, f"judge.compare.{name}")
-                for name, path in cfg.judge.compare.items()} if cfg.judge.mode != "none" else {}
+    compared: dict[str, dict[str, str]] = {}
+    if cfg.judge.mode != "none":
+        for i, entry in enumerate(cfg.judge.compare):
+            name, preds = load_compared(str(entry), bench, f"judge.compare[{i}]")
+            if name in compared:
+                raise ConfigError(f"judge.compare[{i}]={entry!r}: a second model named {name!r}; "
+                                  "name them apart with 'NAME=PATH'")
+            compared[name] = preds
     write_config(cfg, out)
 
     answers = get_answers(cfg, bench)
@@ -61,7 +67,7 @@ def run(cfg) -> dict:
 
         if answers.name in compared:
             raise ConfigError(f"judge.compare has a model named {answers.name!r}, the same as this run's answers; "
-                              "rename one (answers.name=...)")
+                              "rename one (answers.name=... or 'NAME=PATH')")
         candidates = {answers.name: answers.predictions, **compared}
         endpoint = Endpoint(cfg.judge.endpoint, "judge.endpoint", api_cache_path(cfg), progress=True)
         verdicts, jm = run_judge(cfg, bench, candidates, endpoint)
@@ -94,6 +100,8 @@ def _check(cfg) -> None:
                               ("logger.name", cfg.logger.name, ("csv", "wandb", "none"))):
         if val not in allowed:
             raise ConfigError(f"{key}={val!r}: use one of {', '.join(allowed)}")
+    if cfg.judge.mode == "rank" and not cfg.judge.compare:
+        raise ConfigError("judge=rank ranks several models' answers: add judge.compare=[EVAL_RUN_DIR_OR_FILE,...]")
 
 
 def _log(cfg, out: Path, metrics: dict, rows: list[dict]) -> None:
