@@ -145,3 +145,16 @@ def test_user_jsonl_benchmark(cache_dir, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(tmp_path / "ev")
     assert m["rouge_l/spe"] == pytest.approx(1.0, abs=1e-6) and m["rouge_l/cus"] == 0.0
+
+
+def test_wandb_offline_logging_of_an_evaluation(trained_run, cache_dir, tmp_path):
+    pytest.importorskip("wandb", reason="logger=wandb needs the wandb extra (in dev)")
+    r = run_evaluate(["answers=predictions", f"answers.path={trained_run / 'predictions.jsonl'}",
+                      "benchmark.max_samples=4", "logger=wandb", "tags=[smoke]"], cache_dir, tmp_path / "ev",
+                     env={"WANDB_MODE": "offline", "WANDB_SILENT": "true", "OPENAI_API_KEY": "do-not-log-me"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    runs = list((tmp_path / "ev" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    files = [f for f in runs[0].rglob("*") if f.is_file()]
+    blob = b"".join(f.read_bytes() for f in files)
+    assert b"rouge_l/avg" in blob and b"do-not-log-me" not in blob
