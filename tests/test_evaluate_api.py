@@ -186,7 +186,7 @@ def test_pointwise_judge_scores_each_model(server, key, cache_dir, tmp_path, two
     items, good, weak = two_models
 
     def scorer(req):
-        text = req["messages"][-1]["content"]
+        text = req["messages"][1]["content"]  # the question and answer (a re-ask appends turns)
         return json.dumps({"style": 5 if "GOOD" in text else 2, "knowledge": 4 if "GOOD" in text else 1})
 
     server.responders["fake-judge"] = scorer

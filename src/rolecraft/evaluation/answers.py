@@ -134,7 +134,7 @@ def load_compared(entry: str, bench: Benchmark, what: str) -> tuple[str, dict[st
     ``entry`` is PATH or NAME=PATH; an evaluate.py run directory is named by its answers/name.
     """
     name, sep, path_arg = entry.partition("=")
-    if not sep:
+    if not sep or "/" in name or Path(entry).expanduser().exists():  # multirun dirs have '=' in their names
         name, path_arg = "", entry
     path = prediction_file(path_arg, what)
     if not name:
