@@ -158,3 +158,26 @@ def test_wandb_offline_logging_of_an_evaluation(trained_run, cache_dir, tmp_path
     files = [f for f in runs[0].rglob("*") if f.is_file()]
     blob = b"".join(f.read_bytes() for f in files)
     assert b"rouge_l/avg" in blob and b"do-not-log-me" not in blob
+
+
+def test_human_sheets_from_two_evaluation_runs(trained_run, cache_dir, tmp_path):
+    """evaluate.py run directories feed `rolecraft human export` directly (profiles included)."""
+    import csv
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    preds = trained_run / "predictions.jsonl"
+    for name in ("ours", "other"):
+        r = run_evaluate(["answers=predictions", f"answers.path={preds}", f"answers.name={name}",
+                          "benchmark.max_samples=4"], cache_dir, tmp_path / name)
+        assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run([sys.executable, "-m", "rolecraft.cli", "human", "export", "--answers", f"ours={tmp_path / 'ours'}",
+                        "--answers", f"other={tmp_path / 'other'}", "--out", str(tmp_path / "sheets"), "--n", "6",
+                        "--annotators", "2"], env=cli_env(cache_dir), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    with open(tmp_path / "sheets" / "sheet_01.csv", encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 12 and all(row["profile"].strip() for row in rows if row["character"])
+    assert not any(name in "".join(row.values()) for row in rows for name in ("ours", "other"))

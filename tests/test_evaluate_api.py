@@ -257,9 +257,15 @@ def test_rpcs_with_a_local_sentence_transformers_model(cache_dir, tmp_path):
     st = pytest.importorskip("sentence_transformers", reason="rpcs=local needs the embed extra")
     from rolecraft.modeling.tiny import ensure_embedded
 
-    word = st.models.Transformer(str(ensure_embedded("tiny", cache_dir)))
-    pool = st.models.Pooling(word.get_word_embedding_dimension(), pooling_mode="mean")
-    model = st.SentenceTransformer(modules=[word, pool, st.models.Normalize()], device="cpu")
+    try:  # sentence-transformers >= 6 moved the module classes
+        from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    except ImportError:
+        from sentence_transformers.models import Normalize, Pooling, Transformer
+
+    word = Transformer(str(ensure_embedded("tiny", cache_dir)))
+    dim = (word.get_embedding_dimension if hasattr(word, "get_embedding_dimension")
+           else word.get_word_embedding_dimension)()
+    model = st.SentenceTransformer(modules=[word, Pooling(dim, pooling_mode="mean"), Normalize()], device="cpu")
     model.save(str(tmp_path / "st-tiny"))
 
     items = demo_items(1)
