@@ -32,6 +32,11 @@ class DataConfig:
     max_eval_samples: Optional[int] = None
     # speed (issue 7): bucket samples of similar length into the same batch
     group_by_length: bool = True
+    # speed: pack each step's samples into rows (position ids restart per sample, no attention across
+    # samples) instead of padding them; each packed row is one micro-batch
+    packing: bool = False
+    # tokens per packed row; null = max_source_length + max_target_length
+    pack_length: Optional[int] = None
     num_workers: int = 0
 
 

@@ -1,4 +1,4 @@
-"""Batches: one loader item = one optimizer step, split into padded micro-batches.
+"""Batches: one loader item = one optimizer step, split into padded (or packed) micro-batches.
 
 Keeping a whole accumulation window in one item lets the loss be normalised by the label tokens
 of the whole window (not a mean of per-micro-batch means), and makes the data order a pure
@@ -31,13 +31,50 @@ def pad_batch(rows: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+def pack_rows(rows: Sequence[Encoded], pack_length: int) -> list[list[Encoded]]:
+    """First-fit decreasing: groups of rows whose lengths sum to at most ``pack_length``
+    (a longer row gets a group of its own)."""
+    bins: list[list[Encoded]] = []
+    room: list[int] = []
+    for r in sorted(rows, key=lambda r: len(r.input_ids), reverse=True):
+        n = len(r.input_ids)
+        for i, free in enumerate(room):
+            if n <= free:
+                bins[i].append(r)
+                room[i] -= n
+                break
+        else:
+            bins.append([r])
+            room.append(pack_length - n)
+    return bins
+
+
+def packed_batch(rows: Sequence[Encoded]) -> dict[str, torch.Tensor]:
+    """One row holding several samples. Position ids restart at 0 for each sample and no attention
+    mask is passed, so transformers builds a block-diagonal causal mask (no attention across
+    samples). Each sample's first label is ignored, so no sample is trained to predict the next."""
+    ids, labels, pos = [], [], []
+    for r in rows:
+        ids.extend(r.input_ids)
+        labels.append(IGNORE_INDEX)
+        labels.extend(r.labels[1:])
+        pos.extend(range(len(r.input_ids)))
+    return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]), "position_ids": torch.tensor([pos])}
+
+
 class StepCollator:
-    def __init__(self, pad_id: int, micro_batch_size: int):
+    def __init__(self, pad_id: int, micro_batch_size: int, packing: bool = False, pack_length: int | None = None):
         self.pad_id, self.micro = pad_id, micro_batch_size
+        self.packing, self.pack_length = packing, pack_length
+        if packing and not pack_length:
+            raise ConfigError("data.packing=true needs a positive data.pack_length (or max lengths to derive it)")
 
     def __call__(self, rows: list[Encoded]) -> dict:
         rows = sorted(rows, key=lambda r: len(r.input_ids), reverse=True)
-        micro = [pad_batch(rows[i:i + self.micro], self.pad_id) for i in range(0, len(rows), self.micro)]
+        if self.packing:
+            micro = [packed_batch(group) for group in pack_rows(rows, self.pack_length)]
+        else:
+            micro = [pad_batch(rows[i:i + self.micro], self.pad_id) for i in range(0, len(rows), self.micro)]
         return {
             "micro": micro,
             "label_tokens": sum(int((m["labels"] != IGNORE_INDEX).sum()) for m in micro),

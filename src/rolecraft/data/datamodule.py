@@ -12,10 +12,11 @@ from rolecraft.data.tokenize import Encoded
 
 class RoleDataModule(L.LightningDataModule):
     def __init__(self, train: list[Encoded], val: list[Encoded], pad_id: int, batch_size: int,
-                 micro_batch_size: int, seed: int, group_by_length: bool, num_workers: int = 0):
+                 micro_batch_size: int, seed: int, group_by_length: bool, num_workers: int = 0,
+                 packing: bool = False, pack_length: int | None = None):
         super().__init__()
         self.train_rows, self.val_rows = train, val
-        self.collate = StepCollator(pad_id, micro_batch_size)
+        self.collate = StepCollator(pad_id, micro_batch_size, packing, pack_length)
         self.batch_size, self.micro = batch_size, micro_batch_size
         self.seed, self.group_by_length, self.num_workers = seed, group_by_length, num_workers
 

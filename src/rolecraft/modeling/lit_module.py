@@ -12,9 +12,18 @@ import torch.nn.functional as F
 from rolecraft.data.tokenize import IGNORE_INDEX
 
 
+def model_inputs(batch: dict) -> dict:
+    """Padded micro-batches carry an attention mask; packed rows carry position ids instead, and
+    transformers derives the per-sample (block-diagonal) mask from them only without a mask and a cache."""
+    if "position_ids" in batch:
+        return {"input_ids": batch["input_ids"], "position_ids": batch["position_ids"], "attention_mask": None,
+                "use_cache": False}
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "use_cache": False}
+
+
 def token_loss_sum(model, batch: dict) -> tuple[torch.Tensor, int]:
     """Summed next-token cross-entropy over label tokens, and their count."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logits = model(**model_inputs(batch)).logits
     shift_logits = logits[:, :-1, :].float()
     shift_labels = batch["labels"][:, 1:]
     loss = F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1),

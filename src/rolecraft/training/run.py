@@ -78,8 +78,9 @@ def run(cfg) -> dict | None:
     val_rows = [encoder.encode(prompts.messages(s, s.references[0]), s.id) for s in val]
     model = apply_lora(base, cfg.lora, cfg.model, cfg.model.name_or_path)
 
+    pack_length = cfg.data.pack_length or (cfg.data.max_source_length + cfg.data.max_target_length)
     dm = RoleDataModule(train_rows, val_rows, tok.pad_token_id, cfg.optim.batch_size, cfg.optim.micro_batch_size,
-                        cfg.seed, cfg.data.group_by_length, cfg.data.num_workers)
+                        cfg.seed, cfg.data.group_by_length, cfg.data.num_workers, cfg.data.packing, pack_length)
     module = RolePlayModule(model, cfg.optim, cfg.trainer.max_steps)
     trainer = build_trainer(cfg, out)
     if not val_rows:
