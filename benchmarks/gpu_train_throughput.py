@@ -311,9 +311,10 @@ def run_variant(v: Variant, args) -> dict:
                 switched += 1
         if not switched:
             raise RuntimeError("lora_cast=off: this peft has no cast_input_dtype_enabled switch")
-    if v.compile == "layers":
-        for layer in peft_model.get_base_model().model.layers:
-            layer.compile(dynamic=False)
+    if v.compile == "layers":  # what trainer.compile=layers does
+        from rolecraft.modeling.compile import apply_compile
+
+        apply_compile(peft_model, "layers")
     elif v.compile == "model":  # the whole decoder stack (lm_head and loss stay outside)
         peft_model.get_base_model().model.compile(dynamic=False)
 

@@ -33,8 +33,9 @@ class DataConfig:
     # speed (issue 7): bucket samples of similar length into the same batch
     group_by_length: bool = True
     # speed: pack each step's samples into rows (position ids restart per sample, no attention across
-    # samples) instead of padding them; each packed row is one micro-batch
-    packing: bool = False
+    # samples) instead of padding them; each packed row is one micro-batch. A model that cannot keep
+    # packed samples apart (probed at start) trains on padded micro-batches instead, with a warning
+    packing: bool = True
     # tokens per packed row; null = max_source_length + max_target_length
     pack_length: Optional[int] = None
     num_workers: int = 0
@@ -111,6 +112,11 @@ class TrainerConfig:
     checkpoint_every_n_steps: int = 60
     enable_progress_bar: bool = True
     deterministic: bool = False
+    # speed: project onto the vocabulary only where the next token is a label (transformers'
+    # logits_to_keep; same loss); models without logits_to_keep fall back to full logits
+    label_logits_only: bool = True
+    # speed (GPU): none | layers (torch.compile each decoder layer in place; the first steps compile)
+    compile: str = "none"
 
 
 @dataclass
@@ -121,6 +127,12 @@ class GenerationConfig:
     top_p: float = 0.7
     max_new_tokens: int = 64
     repetition_penalty: float = 1.0
+    # speed: prompts of a batch that start alike (a character's profile and exemplars) prefill that
+    # prefix once and share its KV cache; the answers are those of unshared prompts
+    share_prefix: bool = True
+    # speed (greedy, no repetition penalty): a row leaves the batch once it has stopped instead of
+    # decoding padding until the longest answer ends
+    drop_finished: bool = True
 
 
 @dataclass

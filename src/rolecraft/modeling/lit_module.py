@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from rolecraft.data.tokenize import IGNORE_INDEX
+from rolecraft.modeling.capabilities import accepts_logits_to_keep
 
 
 def model_inputs(batch: dict) -> dict:
@@ -21,20 +22,53 @@ def model_inputs(batch: dict) -> dict:
     return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "use_cache": False}
 
 
-def token_loss_sum(model, batch: dict) -> tuple[torch.Tensor, int]:
-    """Summed next-token cross-entropy over label tokens, and their count."""
-    logits = model(**model_inputs(batch)).logits
-    shift_logits = logits[:, :-1, :].float()
-    shift_labels = batch["labels"][:, 1:]
-    loss = F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1),
+@torch.no_grad()
+def packed_rows_are_isolated(model) -> bool:
+    """Whether this model keeps the samples of a packed row apart (block-diagonal attention from
+    restarting position ids). transformers' own architectures do; remote-code models such as
+    ChatGLM3 ignore position ids for masking and would let a sample attend to the one before it.
+    Probed on 14 tokens: the second of two packed samples must get the logits it gets alone."""
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        first, second = torch.arange(3, 11, device=device), torch.arange(20, 26, device=device)
+        pos = torch.cat([torch.arange(8, device=device), torch.arange(6, device=device)])
+        packed = model(**model_inputs({"input_ids": torch.cat([first, second])[None], "position_ids": pos[None]})).logits
+        alone = model(input_ids=second[None], use_cache=False).logits
+    finally:
+        model.train(was_training)
+    packed, alone = packed[0, 8:].float(), alone[0].float()
+    return bool((packed - alone).abs().max() <= 1e-2 * alone.abs().max().clamp(min=1.0))
+
+
+def token_loss_sum(model, batch: dict, label_logits_only: bool = False) -> tuple[torch.Tensor, int]:
+    """Summed next-token cross-entropy over label tokens, and their count.
+
+    With ``label_logits_only`` the vocabulary projection (and the softmax) runs only at positions
+    whose next token is a label of some row — the answer, ~1/6 of a RoleInstruct sample — instead
+    of at every position; the loss is the same sum over the same tokens.
+    """
+    targets = batch["labels"][:, 1:]
+    keep = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1) if label_logits_only else None
+    if keep is not None and keep.numel() < targets.size(1):  # else every position is needed anyway
+        if keep.numel() == 0:  # no label at all: any one position, every target there is ignored
+            keep = torch.zeros(1, dtype=torch.long, device=targets.device)
+        logits = model(**model_inputs(batch), logits_to_keep=keep).logits
+        targets = targets[:, keep]
+    else:
+        logits = model(**model_inputs(batch)).logits[:, :-1, :]
+    loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1),
                            ignore_index=IGNORE_INDEX, reduction="sum")
-    return loss, int((shift_labels != IGNORE_INDEX).sum())
+    return loss, int((targets != IGNORE_INDEX).sum())
 
 
 class RolePlayModule(L.LightningModule):
-    def __init__(self, model, optim_cfg, max_steps: int):
+    def __init__(self, model, optim_cfg, max_steps: int, label_logits_only: bool = True):
         super().__init__()
         self.model = model
+        # falls back to full logits where the model cannot select positions
+        self.label_logits_only = label_logits_only and accepts_logits_to_keep(model)
         self.optim_cfg = optim_cfg
         self.max_steps = max_steps
         self.automatic_optimization = False
@@ -56,13 +90,22 @@ class RolePlayModule(L.LightningModule):
         # world_size / global count makes the update the exact per-token mean over everything
         n_local = torch.tensor(float(sum(int((m["labels"][:, 1:] != IGNORE_INDEX).sum()) for m in batch["micro"])),
                                device=self.device)
-        n_global = self.all_gather(n_local).sum() if self.trainer.world_size > 1 else n_local
+        micro = list(batch["micro"])
+        if self.trainer.world_size > 1:
+            # every backward is a collective under DDP/FSDP, so all ranks must run as many: a rank
+            # whose step packed into fewer rows than another's adds zero-weighted backwards
+            counts = self.all_gather(torch.stack([n_local, torch.tensor(float(len(micro)), device=self.device)]))
+            n_global = counts[:, 0].sum()
+            extra = int(counts[:, 1].max()) - len(micro)
+        else:
+            n_global, extra = n_local, 0
         scale = self.trainer.world_size / n_global.clamp(min=1.0)
         total = torch.zeros((), device=self.device)
-        for mb in batch["micro"]:
-            loss_sum, _ = token_loss_sum(self.model, mb)
-            self.manual_backward(loss_sum * scale)
-            total += loss_sum.detach()
+        for k, mb in enumerate(micro + micro[-1:] * extra):
+            loss_sum, _ = token_loss_sum(self.model, mb, self.label_logits_only)
+            self.manual_backward(loss_sum * (scale if k < len(micro) else 0.0))
+            if k < len(micro):
+                total += loss_sum.detach()
         self._clip_gradients(opt)
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -103,10 +146,15 @@ class RolePlayModule(L.LightningModule):
         self._val_n = torch.zeros((), device=self.device)
 
     def validation_step(self, batch, batch_idx):
-        for mb in batch["micro"]:
-            s, n = token_loss_sum(self.model, mb)
-            self._val_sum += s
-            self._val_n += n
+        micro = list(batch["micro"])
+        extra = 0
+        if self.trainer.world_size > 1:  # under FSDP every forward is a collective: as many on every rank
+            extra = int(self.all_gather(torch.tensor(float(len(micro)), device=self.device)).max()) - len(micro)
+        for k, mb in enumerate(micro + micro[-1:] * extra):
+            s, n = token_loss_sum(self.model, mb, self.label_logits_only)
+            if k < len(micro):
+                self._val_sum += s
+                self._val_n += n
 
     def on_validation_epoch_end(self):
         s, n = self._val_sum, self._val_n

@@ -66,7 +66,8 @@ def run(cfg) -> dict | None:
     from rolecraft.data.datamodule import RoleDataModule
     from rolecraft.data.tokenize import ChatEncoder
     from rolecraft.modeling.base import load_base
-    from rolecraft.modeling.lit_module import RolePlayModule
+    from rolecraft.modeling.compile import apply_compile
+    from rolecraft.modeling.lit_module import RolePlayModule, packed_rows_are_isolated
     from rolecraft.modeling.lora import apply_lora
     from rolecraft.training.trainer import build_trainer
 
@@ -78,10 +79,16 @@ def run(cfg) -> dict | None:
     val_rows = [encoder.encode(prompts.messages(s, s.references[0]), s.id) for s in val]
     model = apply_lora(base, cfg.lora, cfg.model, cfg.model.name_or_path)
 
+    packing = cfg.data.packing
+    if packing and not packed_rows_are_isolated(model):
+        log.warning("data.packing=true: %s lets packed samples attend to each other (it does not mask by "
+                    "position ids); training on padded micro-batches instead", type(base).__name__)
+        packing = False
+    apply_compile(model, cfg.trainer.compile)
     pack_length = cfg.data.pack_length or (cfg.data.max_source_length + cfg.data.max_target_length)
     dm = RoleDataModule(train_rows, val_rows, tok.pad_token_id, cfg.optim.batch_size, cfg.optim.micro_batch_size,
-                        cfg.seed, cfg.data.group_by_length, cfg.data.num_workers, cfg.data.packing, pack_length)
-    module = RolePlayModule(model, cfg.optim, cfg.trainer.max_steps)
+                        cfg.seed, cfg.data.group_by_length, cfg.data.num_workers, packing, pack_length)
+    module = RolePlayModule(model, cfg.optim, cfg.trainer.max_steps, cfg.trainer.label_logits_only)
     trainer = build_trainer(cfg, out)
     if not val_rows:
         trainer.limit_val_batches = 0

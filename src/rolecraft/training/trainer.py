@@ -17,6 +17,10 @@ def check_strategy(tcfg) -> None:
     """Refuse, before any model loads, strategies known to fail later in the run."""
     if str(tcfg.strategy).startswith("fsdp"):
         raise ConfigError(FSDP_UNSUPPORTED)
+    from rolecraft.modeling.compile import MODES
+
+    if tcfg.compile not in MODES:
+        raise ConfigError(f"trainer.compile={tcfg.compile!r}: use one of {', '.join(MODES)}")
 
 
 def build_strategy(tcfg):
