@@ -1,10 +1,103 @@
-"""Batched generation: left padding, KV cache, stop at end of turn, prompts sorted by length."""
+"""Batched generation: left padding, KV cache, stop at end of turn, prompts sorted by length.
+
+Role-play prompts repeat a long character context (profile, exemplars) in front of every question.
+With ``share_prefix`` the prompts of a batch that start with the same tokens get that prefix
+prefilled once; its KV cache is copied to every row and only each row's own tail is prefilled.
+The padding then sits between the shared prefix and each tail, masked out, and position ids follow
+the mask, so every row sees exactly the positions and tokens it would see alone.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import torch
+
+from rolecraft.modeling.capabilities import accepts_logits_to_keep, cache_kwarg
+
+# a prefix shorter than this is not worth a separate forward pass
+MIN_SHARED_PREFIX = 32
+
+
+def _common_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
+    # commonprefix compares only the smallest and largest sequence: O(n) comparisons + one scan
+    return len(os.path.commonprefix([list(p) for p in prompts]))
+
+
+def plan_batches(prompts: Sequence[Sequence[int]], batch_size: int, share_prefix: bool) -> list[tuple[list[int], int]]:
+    """Batches of prompt indices, each with the length of the prefix its rows share (0: none used).
+
+    Prompts are grouped into families that share at least MIN_SHARED_PREFIX leading tokens (the
+    lexicographic order puts them next to each other); each family is batched longest first. The
+    shared length always leaves every row at least one token of its own to prefill."""
+    n = len(prompts)
+    if not share_prefix:
+        order = sorted(range(n), key=lambda i: -len(prompts[i]))
+        return [(order[i:i + batch_size], 0) for i in range(0, n, batch_size)]
+    lex = sorted(range(n), key=lambda i: prompts[i])
+    families: list[list[int]] = []
+    for i in lex:
+        if families and _common_prefix_length([prompts[families[-1][-1]], prompts[i]]) >= MIN_SHARED_PREFIX:
+            families[-1].append(i)
+        else:
+            families.append([i])
+    loose = [i for f in families if len(f) == 1 for i in f]  # no partner: plain left-padded batches
+    batches = []
+    for fam in (f for f in families if len(f) > 1):
+        fam.sort(key=lambda i: -len(prompts[i]))
+        for k in range(0, len(fam), batch_size):
+            idx = fam[k:k + batch_size]
+            shared = min(_common_prefix_length([prompts[i] for i in idx]), min(len(prompts[i]) for i in idx) - 1)
+            batches.append((idx, shared if shared >= MIN_SHARED_PREFIX and len(idx) > 1 else 0))
+    loose.sort(key=lambda i: -len(prompts[i]))
+    batches += [(loose[k:k + batch_size], 0) for k in range(0, len(loose), batch_size)]
+    return batches
+
+
+def _cache_of(output, cache_kw: str):
+    cache = getattr(output, "cache", None) if cache_kw == "cache" else None
+    return cache if cache is not None else output.past_key_values
+
+
+def _prefix_cache(model, prefix: list[int], rows: int, device, cache_kw: str):
+    kw = {"logits_to_keep": 1} if accepts_logits_to_keep(model) else {}
+    cache = _cache_of(model(input_ids=torch.tensor([prefix], device=device), use_cache=True, **kw), cache_kw)
+    cache.batch_repeat_interleave(rows)
+    return cache
+
+
+def _greedy(model, ids, mask, cache, cache_kw: str, max_new_tokens: int, stop_ids: list[int]) -> list[list[int]]:
+    """Greedy decoding that drops a row from the batch (and from the KV cache) as soon as it has
+    produced a stop token, instead of carrying it to the end of the longest answer as `generate`
+    does. Each row's new tokens, its stop token included."""
+    rows = ids.size(0)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    start = cache.get_seq_length() if cache is not None else 0
+    stops = torch.tensor(stop_ids, device=ids.device)
+    alive = torch.arange(rows, device=ids.device)
+    new: list[list[int]] = [[] for _ in range(rows)]
+    kw = {cache_kw: cache} if cache is not None else {}
+    if accepts_logits_to_keep(model):  # only the last position's logits are needed
+        kw["logits_to_keep"] = 1
+    o = model(input_ids=ids[:, start:], attention_mask=mask, position_ids=pos[:, start:], use_cache=True, **kw)
+    cache, nxt, last = _cache_of(o, cache_kw), o.logits[:, -1].float().argmax(-1), pos[:, -1]
+    for step in range(max_new_tokens):
+        for r, t in zip(alive.tolist(), nxt.tolist()):
+            new[r].append(t)
+        keep = ~torch.isin(nxt, stops)
+        if step == max_new_tokens - 1 or not keep.any():
+            break
+        if not keep.all():
+            sel = keep.nonzero().squeeze(1)
+            cache.batch_select_indices(sel)
+            mask, nxt, last, alive = mask[sel], nxt[sel], last[sel], alive[sel]
+        mask = torch.cat([mask, mask.new_ones(mask.size(0), 1)], dim=1)
+        last = last + 1
+        o = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=last[:, None], use_cache=True,
+                  **{cache_kw: cache})
+        cache, nxt = _cache_of(o, cache_kw), o.logits[:, -1].float().argmax(-1)
+    return new
 
 
 @torch.no_grad()
@@ -15,7 +108,6 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], gen_cfg, stop_ids: 
     model.eval()
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # less padding per batch
     out: list[str] = [""] * len(prompts)
     kwargs = dict(max_new_tokens=gen_cfg.max_new_tokens, do_sample=gen_cfg.do_sample, eos_token_id=stop_ids,
                   pad_token_id=pad_id, repetition_penalty=gen_cfg.repetition_penalty)
@@ -24,23 +116,37 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], gen_cfg, stop_ids: 
         torch.manual_seed(seed)
     else:
         kwargs.update(temperature=None, top_p=None, top_k=None)
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    share = bool(getattr(gen_cfg, "share_prefix", False))
+    # the own greedy loop covers plain greedy decoding; sampling and penalties go through `generate`
+    own_loop = (bool(getattr(gen_cfg, "drop_finished", False)) and not gen_cfg.do_sample
+                and gen_cfg.repetition_penalty == 1.0)
+    cache_kw = cache_kwarg(model) if share or own_loop else ""
+    batches = plan_batches(prompts, batch_size, share)
     iterator = batches
     if progress:
         from tqdm import tqdm
 
         iterator = tqdm(batches, desc="generate", unit="batch")
-    for idx in iterator:
-        width = max(len(prompts[i]) for i in idx)
-        ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            p = prompts[i]
-            ids[row, width - len(p):] = torch.tensor(p)
-            mask[row, width - len(p):] = 1
-        gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
-        for row, i in enumerate(idx):
-            new = gen[row, width:].tolist()
+    for idx, shared in iterator:
+        tails = [prompts[i][shared:] for i in idx]
+        width = max(len(t) for t in tails)
+        ids = torch.full((len(idx), shared + width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(idx), shared + width), dtype=torch.long)
+        if shared:
+            ids[:, :shared] = torch.tensor(prompts[idx[0]][:shared])
+            mask[:, :shared] = 1
+        for row, tail in enumerate(tails):
+            ids[row, shared + width - len(tail):] = torch.tensor(tail)
+            mask[row, shared + width - len(tail):] = 1
+        cache = _prefix_cache(model, prompts[idx[0]][:shared], len(idx), device, cache_kw) if shared else None
+        ids, mask = ids.to(device), mask.to(device)
+        if own_loop:
+            news = _greedy(model, ids, mask, cache, cache_kw, gen_cfg.max_new_tokens, stop_ids)
+        else:
+            extra = {cache_kw: cache} if cache is not None else {}
+            news = [row.tolist() for row in model.generate(input_ids=ids, attention_mask=mask, **kwargs, **extra)
+                    [:, shared + width:]]
+        for new, i in zip(news, idx):
             cut = next((k for k, t in enumerate(new) if t in stop_ids), len(new))
             out[i] = tokenizer.decode(new[:cut], skip_special_tokens=True).strip()
     if was_training:
