@@ -188,7 +188,7 @@ class PackedCollator:
                 "tokens": sum(len(r[0]) for r in rows)}
 
 
-# ---- the benchmark's loss function (loss=fused, or packing=on) ---------------------------------
+# ---- the benchmark's loss function (loss=fused) ----------------------------------------------
 
 
 def make_loss_fn(kind: str, compile_chunk: bool, chunk_tokens: int = 8192):
@@ -232,7 +232,7 @@ def make_loss_fn(kind: str, compile_chunk: bool, chunk_tokens: int = 8192):
             (grad_h,) = ctx.saved_tensors
             return grad_h * g.to(grad_h.dtype), None, None
 
-    def loss_fn(model, batch):
+    def loss_fn(model, batch, label_logits_only=False):  # every position is projected (chunk by chunk)
         kw = {"input_ids": batch["input_ids"]}
         if "position_ids" in batch:  # packed rows: transformers derives the per-sample mask from them
             kw.update(position_ids=batch["position_ids"], attention_mask=None, use_cache=False)
@@ -320,7 +320,7 @@ def run_variant(v: Variant, args) -> dict:
 
     # the step's loss: rolecraft's own unless a variant needs the benchmark's
     orig_loss = lit.token_loss_sum
-    if v.loss == "fused" or v.packing == "on":
+    if v.loss == "fused":  # (the module's own loss handles packed rows itself)
         lit.token_loss_sum = make_loss_fn(v.loss, compile_chunk=v.compile != "none")
     try:
         ocfg = OmegaConf.structured(OptimConfig(batch_size=v.batch, micro_batch_size=v.micro))
