@@ -81,3 +81,23 @@ def test_sampling_still_goes_through_generate_and_is_seeded(demo_prompts):
     a = generate(model, tok, prompts[:6], cfg, stop_ids, batch_size=4, seed=3)
     b = generate(model, tok, prompts[:6], cfg, stop_ids, batch_size=4, seed=3)
     assert a == b and len(a) == 6
+
+
+def test_remote_code_models_take_the_plain_generate_path(demo_prompts, monkeypatch):
+    """Remote-code classes (transformers_modules.*) may keep legacy tuple caches: no own cache handling there."""
+    import rolecraft.evaluation.generate as g
+
+    model, tok, prompts, gen, stop_ids, reference = demo_prompts
+
+    def refuse(*a, **k):
+        raise AssertionError("the own greedy loop ran for a remote-code model")
+
+    monkeypatch.setattr(g, "_greedy", refuse)
+    monkeypatch.setattr(g, "_prefix_cache", refuse)
+    native = type(model)
+    model.__class__ = type("RemoteCodeLM", (native,), {"__module__": "transformers_modules.someone.model"})
+    try:
+        out = g.generate(model, tok, prompts[:8], gen, stop_ids, batch_size=4)
+    finally:
+        model.__class__ = native
+    assert out == reference[:8]

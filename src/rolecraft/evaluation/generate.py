@@ -14,7 +14,7 @@ from typing import Sequence
 
 import torch
 
-from rolecraft.modeling.capabilities import accepts_logits_to_keep, cache_kwarg
+from rolecraft.modeling.capabilities import accepts_logits_to_keep, cache_kwarg, is_native_transformers
 
 # a prefix shorter than this is not worth a separate forward pass
 MIN_SHARED_PREFIX = 32
@@ -116,9 +116,11 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], gen_cfg, stop_ids: 
         torch.manual_seed(seed)
     else:
         kwargs.update(temperature=None, top_p=None, top_k=None)
-    share = bool(getattr(gen_cfg, "share_prefix", False))
+    # both fast paths handle the KV cache themselves: only for transformers' own model classes
+    native = is_native_transformers(model)
+    share = native and bool(getattr(gen_cfg, "share_prefix", False))
     # the own greedy loop covers plain greedy decoding; sampling and penalties go through `generate`
-    own_loop = (bool(getattr(gen_cfg, "drop_finished", False)) and not gen_cfg.do_sample
+    own_loop = (native and bool(getattr(gen_cfg, "drop_finished", False)) and not gen_cfg.do_sample
                 and gen_cfg.repetition_penalty == 1.0)
     cache_kw = cache_kwarg(model) if share or own_loop else ""
     batches = plan_batches(prompts, batch_size, share)

@@ -23,3 +23,10 @@ def accepts_logits_to_keep(model) -> bool:
 def cache_kwarg(model) -> str:
     """transformers 5 calls the KV cache argument ``cache``; earlier versions ``past_key_values``."""
     return "cache" if "cache" in _forward_parameters(model) else "past_key_values"
+
+
+def is_native_transformers(model) -> bool:
+    """A model class shipped by transformers itself (remote-code classes live in
+    ``transformers_modules.*`` and may use legacy tuple caches or ignore position ids)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return type(base).__module__.startswith("transformers.")
