@@ -100,7 +100,7 @@ def _greedy(model, ids, mask, cache, cache_kw: str, max_new_tokens: int, stop_id
     return new
 
 
-@torch.no_grad()
+@torch.inference_mode()  # not just no_grad: no version counters on the many small tensors (~10% on CPU)
 def generate(model, tokenizer, prompts: Sequence[list[int]], gen_cfg, stop_ids: list[int],
              batch_size: int = 16, seed: int = 0, progress: bool = False) -> list[str]:
     """Answers for token-id prompts, in input order. Greedy unless gen_cfg.do_sample."""
