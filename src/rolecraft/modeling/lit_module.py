@@ -90,21 +90,14 @@ class RolePlayModule(L.LightningModule):
         # world_size / global count makes the update the exact per-token mean over everything
         n_local = torch.tensor(float(sum(int((m["labels"][:, 1:] != IGNORE_INDEX).sum()) for m in batch["micro"])),
                                device=self.device)
-        micro = list(batch["micro"])
-        if self.trainer.world_size > 1:
-            # every backward is a collective under DDP/FSDP, so all ranks must run as many: a rank
-            # whose step packed into fewer rows than another's adds zero-weighted backwards
-            counts = self.all_gather(torch.stack([n_local, torch.tensor(float(len(micro)), device=self.device)]))
-            n_global = counts[:, 0].sum()
-            extra = int(counts[:, 1].max()) - len(micro)
-        else:
-            n_global, extra = n_local, 0
+        micro, real = self._micro_on_every_rank(batch["micro"])
+        n_global = self.all_gather(n_local).sum() if self.trainer.world_size > 1 else n_local
         scale = self.trainer.world_size / n_global.clamp(min=1.0)
         total = torch.zeros((), device=self.device)
-        for k, mb in enumerate(micro + micro[-1:] * extra):
+        for k, mb in enumerate(micro):
             loss_sum, _ = token_loss_sum(self.model, mb, self.label_logits_only)
-            self.manual_backward(loss_sum * (scale if k < len(micro) else 0.0))
-            if k < len(micro):
+            self.manual_backward(loss_sum * (scale if k < real else 0.0))
+            if k < real:
                 total += loss_sum.detach()
         self._clip_gradients(opt)
         opt.step()
@@ -146,15 +139,22 @@ class RolePlayModule(L.LightningModule):
         self._val_n = torch.zeros((), device=self.device)
 
     def validation_step(self, batch, batch_idx):
-        micro = list(batch["micro"])
-        extra = 0
-        if self.trainer.world_size > 1:  # under FSDP every forward is a collective: as many on every rank
-            extra = int(self.all_gather(torch.tensor(float(len(micro)), device=self.device)).max()) - len(micro)
-        for k, mb in enumerate(micro + micro[-1:] * extra):
+        micro, real = self._micro_on_every_rank(batch["micro"])
+        for k, mb in enumerate(micro):
             s, n = token_loss_sum(self.model, mb, self.label_logits_only)
-            if k < len(micro):
+            if k < real:
                 self._val_sum += s
                 self._val_n += n
+
+    def _micro_on_every_rank(self, micro: list) -> tuple[list, int]:
+        """The micro-batches to run, and how many of them are real. Under DDP every backward (under
+        FSDP every forward) is a collective, so all ranks must run as many; packing makes the count
+        vary, so a rank with fewer repeats its last one, to be weighted zero."""
+        micro = list(micro)
+        if self.trainer.world_size == 1:
+            return micro, len(micro)
+        most = int(self.all_gather(torch.tensor(float(len(micro)), device=self.device)).max())
+        return micro + micro[-1:] * (most - len(micro)), len(micro)
 
     def on_validation_epoch_end(self):
         s, n = self._val_sum, self._val_n
