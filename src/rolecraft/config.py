@@ -1,4 +1,4 @@
-"""Typed config schema: the single source of truth for every key of `train.py` and `evaluate.py`.
+"""Typed config schema: the single source of truth for every key of `train.py`, `evaluate.py` and `construct.py`.
 
 The YAML files under ``conf/`` only choose values; a key not declared here is rejected by Hydra
 when the config is composed (before any model loads). Import cost: omegaconf/hydra only.
@@ -316,11 +316,115 @@ class EvaluateConfig:
     tags: List[str] = field(default_factory=list)
 
 
+# ---- construct.py --------------------------------------------------------------------------
+
+
+@dataclass
+class LlmConfig(EndpointConfig):
+    """The chat model that builds data (the paper: GPT-4 at temperature 0.7, top_p 0.95)."""
+
+    model: str = "gpt-4"
+    temperature: float = 0.7
+    top_p: float = 0.95
+    # cap on answer length per request (null = the endpoint's default)
+    max_tokens: Optional[int] = 2048
+    # sent as the request's seed when set (best-effort determinism on OpenAI)
+    seed: Optional[int] = None
+    # client-side rate limits (null = none); a token budget counts prompt + expected answer tokens
+    requests_per_minute: Optional[float] = None
+    tokens_per_minute: Optional[float] = None
+    # how much of a minute's budget may go out at once (the bucket size, in seconds of budget)
+    burst_seconds: float = 6.0
+    # USD per 1M prompt / answer tokens for cost accounting; null = llm.model's list price from the
+    # built-in table (rolecraft/construct/costs.py); set both for another model
+    price_input: Optional[float] = None
+    price_output: Optional[float] = None
+
+
+@dataclass
+class AnnotateConfig:
+    # utterances per request (index-aligned JSON answer)
+    batch_size: int = 20
+    # relabel utterances that already carry a label (e.g. to measure an LLM against gold labels)
+    overwrite: bool = False
+
+
+@dataclass
+class ProfileConfig:
+    # the profile template: every field must come back as a non-empty string
+    fields: List[str] = field(default_factory=lambda: [
+        "名字", "年龄", "身高", "体重", "生日", "星座", "性格特点", "背景", "爱好", "特长", "梦想", "关系",
+        "喜欢的食物", "讨厌的东西", "说话风格"])
+    # rewrite profiles that already have every field (given fields are still kept as known facts)
+    overwrite: bool = False
+    # characters of emotion-annotated dialogue shown to the model
+    dialogue_chars: int = 4000
+
+
+@dataclass
+class QaConfig:
+    # requests per character, each with its own script excerpt
+    rounds: int = 2
+    # Q&A pairs per request (an answer with another count is re-asked)
+    questions: int = 5
+    # script excerpt size in characters (the paper: at most 1,000, possibly discontinuous)
+    excerpt_chars: int = 1000
+
+
+@dataclass
+class GeneralConfig:
+    # general instructions: a .jsonl/.json file of {"instruction": ...} or a .txt file (one per line);
+    # null = the distinct raw/general instructions of the input dataset
+    instructions: Optional[str] = None
+    max_instructions: Optional[int] = None
+    # answers per (character, instruction) (the paper: 5), one request each
+    answers: int = 1
+    # few-shot question/answer pairs from the character's specific samples (the paper: 3)
+    shots: int = 3
+    # an answer longer than this is re-asked as too verbose
+    max_chars: int = 400
+    # answer pairs that already exist again
+    overwrite: bool = False
+
+
+@dataclass
+class ConstructSection:
+    # the RoleInstruct dataset to enrich (a directory or embedded:demo)
+    input: str = "embedded:demo"
+    # the enriched dataset directory (written atomically at the end); null = <run dir>/dataset
+    out: Optional[str] = None
+    # the SQLite journal of answers, keyed by (model, prompt hash, parameters); null = <cache_dir>/construct_journal.sqlite
+    journal: Optional[str] = None
+    # print sample prompts and the estimated tokens and cost; call nothing
+    dry_run: bool = False
+    # only these characters (empty = all)
+    characters: List[str] = field(default_factory=list)
+    # an answer that fails validation is re-asked (with the reason) up to this many tries in total
+    max_attempts: int = 3
+    progress: bool = True
+    annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
+    qa: QaConfig = field(default_factory=QaConfig)
+    general: GeneralConfig = field(default_factory=GeneralConfig)
+
+
+@dataclass
+class ConstructConfig:
+    # annotate | profile | qa | general | all (in that order)
+    stage: str = "all"
+    construct: ConstructSection = field(default_factory=ConstructSection)
+    llm: LlmConfig = field(default_factory=LlmConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    # seeds the choice of script excerpts and few-shot examples
+    seed: int = 0
+
+
 def register() -> None:
-    """Register the schemas so `conf/train.yaml` / `conf/evaluate.yaml` are type-checked."""
+    """Register the schemas so the entry configs under `conf/` are type-checked."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
+    cs.store(name="construct_schema", node=ConstructConfig)
 
 
 register()

@@ -25,6 +25,10 @@ class ApiError(RolecraftError):
     """An endpoint refused or kept failing."""
 
 
+class ApiRefused(ApiError):
+    """An answer no retry can change (400, 401, 404 ...): the whole run should stop."""
+
+
 @dataclass
 class ChatResult:
     content: str | None
@@ -93,12 +97,15 @@ class Endpoint:
         base = self.cfg.backoff_base * (2 ** attempt)
         return min(self.cfg.backoff_max, base * (0.5 + random.random() / 2))
 
-    async def _with_retries(self, call):
+    async def _with_retries(self, call, before_try=None):
+        """``(result, tries)``; ``before_try`` (a coroutine function) runs before every try, e.g. a rate limiter."""
         import openai
 
         attempt = 0
         while True:
             try:
+                if before_try is not None:
+                    await before_try()
                 return await call(), attempt + 1
             except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as e:
                 if attempt >= self.cfg.max_retries:
@@ -111,7 +118,7 @@ class Endpoint:
             except openai.APIStatusError as e:
                 hint = {401: f"check the key in ${self.cfg.api_key_env}", 404: "check base_url and the model name",
                         400: "the endpoint rejected the request"}.get(e.status_code, "not retried")
-                raise ApiError(f"{self.what}: {self.base_url} answered {_describe(e)}; {hint}") from None
+                raise ApiRefused(f"{self.what}: {self.base_url} answered {_describe(e)}; {hint}") from None
 
     def _run(self, coros_factory, n: int, desc: str):
         async def main():

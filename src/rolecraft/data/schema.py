@@ -45,6 +45,9 @@ FILES = ("meta.json", "characters.jsonl", "script.jsonl", "samples.jsonl")
 class Character:
     name: str
     profile: dict[str, str]
+    # who/what produced the record: importer source or construction stage, model, parameters and
+    # prompt-template hash (None for hand-written data; omitted from the file then)
+    provenance: dict | None = None
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Utterance:
     speaker: str
     text: str
     emotion: str | None  # None = not annotated yet
+    provenance: dict | None = None
 
 
 @dataclass
@@ -66,6 +70,7 @@ class Sample:
     instruction: str
     references: list[str]
     split: str
+    provenance: dict | None = None
 
 
 @dataclass
@@ -118,6 +123,21 @@ def _nonempty(val: str, key: str, where: str) -> str:
     return val
 
 
+def _provenance(obj: dict, where: str) -> dict | None:
+    prov = obj.get("provenance")
+    if prov is not None and not isinstance(prov, dict):
+        raise DataError(f"{where}: field 'provenance' must be an object or absent, got {type(prov).__name__}")
+    return prov
+
+
+def _row(record) -> dict:
+    """A record as a JSON row; ``provenance`` only where there is one."""
+    row = asdict(record)
+    if row.get("provenance") is None:
+        row.pop("provenance", None)
+    return row
+
+
 def parse_character(obj: dict, where: str) -> Character:
     name = _nonempty(_require(obj, "name", str, where), "name", where)
     profile = _require(obj, "profile", dict, where)
@@ -126,7 +146,7 @@ def parse_character(obj: dict, where: str) -> Character:
     for k, v in profile.items():
         if not isinstance(v, str):
             raise DataError(f"{where}: profile field '{k}' of '{name}' must be a string, got {type(v).__name__}")
-    return Character(name=name, profile=dict(profile))
+    return Character(name=name, profile=dict(profile), provenance=_provenance(obj, where))
 
 
 def _turn(obj: dict, where: str) -> int:
@@ -148,6 +168,7 @@ def parse_utterance(obj: dict, where: str) -> Utterance:
         speaker=_nonempty(_require(obj, "speaker", str, where), "speaker", where),
         text=_nonempty(_require(obj, "text", str, where), "text", where),
         emotion=emotion,
+        provenance=_provenance(obj, where),
     )
 
 
@@ -169,6 +190,7 @@ def parse_sample(obj: dict, where: str) -> Sample:
     return Sample(
         id=_require(obj, "id", str, where), kind=kind, character=character,
         instruction=instruction, references=list(refs), split=split,
+        provenance=_provenance(obj, where),
     )
 
 
@@ -220,9 +242,9 @@ def load(root: str | Path) -> RoleInstruct:
 def to_rows(ds: RoleInstruct) -> dict[str, list[dict]]:
     """The rows of each JSONL file, for writers."""
     return {
-        "characters.jsonl": [asdict(c) for c in ds.characters.values()],
-        "script.jsonl": [asdict(u) for u in ds.script],
-        "samples.jsonl": [asdict(s) for s in ds.samples],
+        "characters.jsonl": [_row(c) for c in ds.characters.values()],
+        "script.jsonl": [_row(u) for u in ds.script],
+        "samples.jsonl": [_row(s) for s in ds.samples],
     }
 
 

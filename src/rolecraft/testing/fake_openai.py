@@ -12,7 +12,8 @@ queued per endpoint.
         ...
         assert srv.count("chat") == 3
 
-Endpoints: ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``GET /v1/models``.
+Endpoints: ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``GET /v1/models``, and
+``GET /_fake/stats`` (request counts, for a caller in another process).
 Only the standard library is used, so the fake works wherever the package imports.
 
 NaN in embeddings (checked against openai 3.57 / httpx2): when the caller does not pass
@@ -46,6 +47,7 @@ from typing import Any, Callable
 __all__ = [
     "Content",
     "Delay",
+    "Drop",
     "FakeOpenAI",
     "RequestRecord",
     "Status",
@@ -62,6 +64,7 @@ _ROUTES = {
     "/v1/chat/completions": ("chat", "POST"),
     "/v1/embeddings": ("embeddings", "POST"),
     "/v1/models": ("models", "GET"),
+    "/_fake/stats": ("stats", "GET"),  # request counts, for callers in another process
 }
 _FAULTABLE = ("chat", "embeddings")
 
@@ -90,6 +93,11 @@ class Delay:
 
 
 @dataclass(frozen=True)
+class Drop:
+    """Close the connection without answering (a dropped connection: the client sees it fail)."""
+
+
+@dataclass(frozen=True)
 class Content:
     """Answer a chat request normally but with this assistant content (e.g. malformed judge output)."""
 
@@ -107,7 +115,7 @@ class Vectors:
             raise ValueError(f"Vectors kind must be 'nan' or 'zero', not {self.kind!r}")
 
 
-_FAULT_TYPES = (Status, Delay, Content, Vectors)
+_FAULT_TYPES = (Status, Delay, Drop, Content, Vectors)
 
 
 @dataclass(frozen=True)
@@ -238,6 +246,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # headers and body leave in two writes; with Nagle on, the body waits for the client's
+        # delayed ACK (~40 ms), which would swamp an injected latency of 100 ms
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.fake._track(self.connection, True)  # type: ignore[attr-defined]
 
     def finish(self) -> None:
@@ -459,6 +470,10 @@ class FakeOpenAI:
             return _Reply(401, _error("Incorrect API key provided.", code="invalid_api_key"))
         if endpoint == "models":
             return self._models()
+        if endpoint == "stats":
+            with self._lock:
+                counts = {e: sum(1 for r in self._records if r.endpoint == e) for e in _FAULTABLE}
+            return _Reply(200, {"requests": counts, "max_in_flight": dict(self._max_in_flight)})
 
         fault = None
         with self._lock:
@@ -472,6 +487,8 @@ class FakeOpenAI:
             return _Reply(fault.code, _error_for_status(fault.code) if fault.body is None else fault.body, headers)
         if isinstance(fault, Delay):
             self._closing.wait(fault.seconds)
+        if isinstance(fault, Drop):
+            return _Reply(0, None)
 
         if bad_json:
             return _Reply(400, _error("We could not parse the JSON body of your request."))
@@ -552,6 +569,13 @@ class FakeOpenAI:
                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     def _send(self, h: BaseHTTPRequestHandler, reply: _Reply) -> None:
+        if reply.status == 0:  # Drop: hang up without a word
+            h.close_connection = True
+            try:
+                h.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
         if isinstance(reply.payload, str):
             data = reply.payload.encode("utf-8")
         else:
@@ -583,8 +607,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dim", type=int, default=64, help="embedding size (default 64)")
     ap.add_argument("--latency", type=float, default=0.0, help="seconds to hold every request")
     ap.add_argument("--verbose", action="store_true", help="log each request to stderr")
+    ap.add_argument("--construct", action="store_true",
+                    help="answer construct.py's prompts validly (rolecraft.testing.fake_construct)")
     args = ap.parse_args(argv)
-    srv = FakeOpenAI(api_key=args.api_key, dim=args.dim, latency=args.latency, port=args.port,
+    responder = None
+    if args.construct:
+        from rolecraft.testing.fake_construct import construct_responder as responder
+    srv = FakeOpenAI(api_key=args.api_key, responder=responder, dim=args.dim, latency=args.latency, port=args.port,
                      verbose=args.verbose)
     try:
         srv.start()

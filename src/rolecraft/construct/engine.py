@@ -1,0 +1,190 @@
+"""Runs one stage's requests: journal first, then the endpoint, politely; validates and re-asks.
+
+Each task is a conversation and a parser. Its answer comes from the journal when this exact
+request (model, prompt hash, parameters) was answered before, else from the endpoint with bounded
+concurrency, the rate limits and :class:`rolecraft.api.client.Endpoint`'s retry policy (429 with
+Retry-After, 5xx, timeouts, dropped connections; exponential backoff with jitter). An answer that
+fails the parser is re-asked in the same conversation with the reason, up to ``max_attempts``
+tries; then the task is a recorded failure. Outcomes come back in task order, whatever order the
+answers arrived in, which is what makes a resumed run write the same output as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from rolecraft.construct.costs import estimate_messages
+from rolecraft.construct.journal import Entry, Journal, params_key, prompt_hash
+from rolecraft.construct.ratelimit import RateLimiter
+from rolecraft.construct.validate import Invalid
+
+
+@dataclass
+class Task:
+    stage: str
+    item: str  # stable name of the unit of work, e.g. "annotate/罗火旺/d1/0"
+    messages: list[dict]
+    parse: Callable[[str], Any]
+    expect_tokens: int = 200  # expected answer length, for rate limits and dry-run estimates
+    tag: str | None = None  # tells apart identical prompts asked more than once (e.g. 5 answers)
+
+
+@dataclass
+class Outcome:
+    task: Task
+    value: Any = None
+    attempts: int = 0
+    error: str | None = None
+    last_answer: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class StageStats:
+    tasks: int = 0
+    done: int = 0
+    failed: int = 0
+    reasks: int = 0
+    answers_from_journal: int = 0
+    requests: int = 0  # HTTP requests sent, retries included
+    retries: int = 0
+    prompt_tokens: int = 0  # paid in this run
+    completion_tokens: int = 0
+    journal_prompt_tokens: int = 0  # of answers reused from the journal (paid before)
+    journal_completion_tokens: int = 0
+    rate_limit_wait_s: float = 0.0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def feedback(reason: str) -> str:
+    return f"你的回答不符合要求：{reason}请按要求重新输出完整的答案。"
+
+
+@dataclass
+class Engine:
+    llm: Any  # LlmConfig
+    journal: Journal
+    max_attempts: int = 3
+    progress: bool = True
+    endpoint: Any = None  # rolecraft.api.client.Endpoint, built on first use (reads the key)
+    stats: dict[str, StageStats] = field(default_factory=dict)
+
+    def __post_init__(self):
+        p = {"temperature": self.llm.temperature, "top_p": self.llm.top_p, "max_tokens": self.llm.max_tokens,
+             "seed": self.llm.seed}
+        self.params = {k: v for k, v in p.items() if v is not None}
+        self._pkey = params_key(self.params)
+        self.limiter = None
+
+    def run(self, stage: str, tasks: list[Task]) -> list[Outcome]:
+        st = self.stats.setdefault(stage, StageStats())
+        st.tasks += len(tasks)
+        t0 = time.perf_counter()
+        try:
+            outcomes = asyncio.run(self._run_all(stage, tasks, st))
+        finally:
+            st.seconds += time.perf_counter() - t0
+        for o in outcomes:
+            if o.ok:
+                st.done += 1
+            else:
+                st.failed += 1
+        return outcomes
+
+    async def _run_all(self, stage: str, tasks: list[Task], st: StageStats) -> list[Outcome]:
+        if not tasks:
+            return []
+        self.limiter = RateLimiter(self.llm.requests_per_minute, self.llm.tokens_per_minute, self.llm.burst_seconds)
+        sem = asyncio.Semaphore(self.llm.concurrency)
+        client = None
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(tasks), desc=stage, unit="task", dynamic_ncols=True)
+
+        def get_client():
+            nonlocal client
+            if client is None:
+                if self.endpoint is None:
+                    from rolecraft.api.client import Endpoint
+
+                    self.endpoint = Endpoint(self.llm, "llm")
+                client = self.endpoint._client()
+            return client
+
+        async def one(task: Task) -> Outcome:
+            try:
+                return await self._solve(task, get_client, sem, st)
+            finally:
+                if bar is not None:
+                    bar.update(1)
+
+        try:
+            return list(await asyncio.gather(*(one(t) for t in tasks)))
+        finally:
+            st.rate_limit_wait_s += self.limiter.waited
+            if bar is not None:
+                bar.close()
+            if client is not None:
+                await client.close()
+
+    async def _solve(self, task: Task, get_client, sem, st: StageStats) -> Outcome:
+        from rolecraft.api.client import ApiError, ApiRefused
+
+        messages = list(task.messages)
+        content, reason = "", ""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                content = await self._ask(task, messages, attempt, get_client, sem, st)
+            except ApiRefused:
+                raise
+            except ApiError as e:  # retries exhausted: not journaled, so a rerun tries again
+                return Outcome(task, attempts=attempt, error=f"endpoint: {e}")
+            try:
+                return Outcome(task, task.parse(content), attempts=attempt)
+            except Invalid as e:
+                reason = str(e)
+                if attempt < self.max_attempts:
+                    st.reasks += 1
+                messages = messages + [{"role": "assistant", "content": content},
+                                       {"role": "user", "content": feedback(reason)}]
+        return Outcome(task, attempts=self.max_attempts, error=f"invalid after {self.max_attempts} tries: {reason}",
+                       last_answer=content[:300])
+
+    async def _ask(self, task: Task, messages: list[dict], attempt: int, get_client, sem, st: StageStats) -> str:
+        model = self.llm.model
+        phash = prompt_hash(messages, task.tag)
+        hit = self.journal.get(model, phash, self._pkey)
+        if hit is not None:
+            st.answers_from_journal += 1
+            st.journal_prompt_tokens += hit.prompt_tokens
+            st.journal_completion_tokens += hit.completion_tokens
+            return hit.content
+        estimate = estimate_messages(messages) + task.expect_tokens
+        async with sem:
+            client = get_client()
+            resp, tries = await self.endpoint._with_retries(
+                lambda: client.chat.completions.create(model=model, messages=messages, **self.params),
+                before_try=lambda: self.limiter.acquire(estimate))
+        st.requests += tries
+        st.retries += tries - 1
+        content = (resp.choices[0].message.content or "") if resp.choices else ""
+        usage = resp.usage
+        pt = (usage.prompt_tokens or 0) if usage is not None else 0
+        ct = (usage.completion_tokens or 0) if usage is not None else 0
+        st.prompt_tokens += pt
+        st.completion_tokens += ct
+        self.limiter.settle(estimate, pt + ct)
+        self.journal.put(model, phash, self._pkey, Entry(content, pt, ct), stage=task.stage, item=task.item,
+                         attempt=attempt)
+        return content

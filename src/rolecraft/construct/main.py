@@ -1,0 +1,180 @@
+"""`python construct.py stage=annotate|profile|qa|general|all` / `rolecraft-construct`.
+
+Reads a RoleInstruct dataset, runs the stages in order (each sees the previous one's output),
+and writes the enriched dataset atomically at the end, plus ``construct_report.json`` (counts,
+failures, tokens, cost) in the run directory. Only hydra/omegaconf load before the config has
+composed; ``construct.dry_run=true`` prints sample prompts and estimates and calls nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from rolecraft import config as _schema  # noqa: F401  (registers the typed schema)
+from rolecraft.paths import config_dir
+
+ORDER = ("annotate", "profile", "qa", "general")
+
+
+def stages_of(stage: str) -> list[str]:
+    from rolecraft.errors import ConfigError
+
+    if stage == "all":
+        return list(ORDER)
+    names = [s.strip() for s in stage.split(",") if s.strip()]
+    bad = [s for s in names if s not in ORDER]
+    if bad or not names:
+        raise ConfigError(f"stage={stage!r}: use one of {', '.join(ORDER)}, all, or a comma list such as annotate,qa")
+    return [s for s in ORDER if s in names]
+
+
+def _characters(ds, wanted) -> list[str]:
+    from rolecraft.errors import ConfigError
+
+    names = list(ds.characters)
+    if not wanted:
+        return names
+    unknown = [c for c in wanted if c not in ds.characters]
+    if unknown:
+        raise ConfigError(f"construct.characters: unknown {', '.join(map(repr, unknown))}; known: {', '.join(names)}")
+    return [c for c in names if c in set(wanted)]
+
+
+def _shorten(text: str, n: int = 900) -> str:
+    return text if len(text) <= n else text[:n] + f"…（另 {len(text) - n} 字）"
+
+
+def dry_run(cfg, ds, ctx, stages: list[str], journal_path: Path) -> dict:
+    from rolecraft.construct.costs import cost_usd, estimate_messages, format_usd, price_of
+    from rolecraft.construct.journal import Journal, params_key, prompt_hash
+    from rolecraft.construct.stages import PLANNERS
+
+    journal = Journal(journal_path) if journal_path.is_file() else None
+    price = price_of(cfg.llm)
+    rows, total = [], [0, 0, 0, 0]
+    for stage in stages:
+        plan = PLANNERS[stage](ds, ctx)
+        pt = sum(estimate_messages(t.messages) for t in plan.tasks)
+        ct = sum(t.expect_tokens for t in plan.tasks)
+        hits = 0
+        if journal is not None:
+            pk = params_key(ctx.params)
+            hits = sum(journal.get(cfg.llm.model, prompt_hash(t.messages, t.tag), pk) is not None for t in plan.tasks)
+        rows.append((stage, len(plan.tasks), hits, pt, ct))
+        for i, v in enumerate((len(plan.tasks), hits, pt, ct)):
+            total[i] += v
+        if plan.tasks:
+            print(f"=== {stage}: sample prompt ({plan.tasks[0].item}) ===")
+            for m in plan.tasks[0].messages:
+                print(f"--- {m['role']} ---\n{_shorten(m['content'])}")
+            print()
+    print(f"dry run, model {cfg.llm.model}: nothing was sent")
+    print(f"{'stage':<10}{'requests':>10}{'in journal':>12}{'prompt tok':>12}{'answer tok':>12}  est. cost")
+    for stage, n, hits, pt, ct in rows:
+        print(f"{stage:<10}{n:>10}{hits:>12}{pt:>12}{ct:>12}  {format_usd(cost_usd(pt, ct, price))}")
+    print(f"{'total':<10}{total[0]:>10}{total[1]:>12}{total[2]:>12}{total[3]:>12}  "
+          f"{format_usd(cost_usd(total[2], total[3], price))}")
+    if len(stages) > 1:
+        print("note: later stages are estimated on the input as it is now (before earlier stages enrich it); "
+              "re-asks of invalid answers are not included")
+    return {"dry_run": True, "requests": total[0], "in_journal": total[1], "prompt_tokens": total[2],
+            "completion_tokens": total[3], "cost_usd": cost_usd(total[2], total[3], price)}
+
+
+def run(cfg: DictConfig) -> dict:
+    from rolecraft.construct.costs import cost_usd, format_usd, price_of
+    from rolecraft.construct.engine import Engine
+    from rolecraft.construct.journal import Journal
+    from rolecraft.construct.stages import PLANNERS, Context
+    from rolecraft.construct.templates import load_template
+    from rolecraft.data import resolve_data_root, schema
+    from rolecraft.errors import ConfigError
+    from rolecraft.fileio import write_json
+
+    c = cfg.construct
+    stages = stages_of(cfg.stage)
+    if c.max_attempts < 1:
+        raise ConfigError(f"construct.max_attempts={c.max_attempts}: must be at least 1")
+    ds = schema.load(resolve_data_root(c.input))
+    run_dir = Path(cfg.paths.output_dir)
+    out = Path(c.out).expanduser() if c.out else run_dir / "dataset"
+    journal_path = Path(c.journal).expanduser() if c.journal else Path(cfg.paths.cache_dir).expanduser() / "construct_journal.sqlite"
+    params = {k: v for k, v in {"temperature": cfg.llm.temperature, "top_p": cfg.llm.top_p,
+                                "max_tokens": cfg.llm.max_tokens, "seed": cfg.llm.seed}.items() if v is not None}
+    ctx = Context(c, cfg.llm.model, params, cfg.seed, _characters(ds, list(c.characters)))
+    if c.dry_run:
+        return dry_run(cfg, ds, ctx, stages, journal_path)
+
+    journal = Journal(journal_path)
+    engine = Engine(cfg.llm, journal, max_attempts=c.max_attempts, progress=c.progress)
+    failures, produced = [], {}
+    try:
+        for stage in stages:
+            plan = PLANNERS[stage](ds, ctx)
+            for note in plan.notes:
+                print(f"note: {note}", file=sys.stderr)
+            outcomes = engine.run(stage, plan.tasks)
+            produced[stage] = plan.apply(outcomes)
+            bad = [o for o in outcomes if not o.ok]
+            failures += [{"stage": stage, "item": o.task.item, "attempts": o.attempts, "error": o.error,
+                          "last_answer": o.last_answer} for o in bad]
+            ds.meta.setdefault("construction", []).append({
+                "stage": stage, "model": cfg.llm.model, "params": params,
+                "template_sha256": load_template(stage).sha256[:16], "records": produced[stage], "failed": len(bad)})
+    finally:
+        journal.close()
+    schema.save(ds, out)
+    schema.load(out)  # what we wrote must read back as a valid dataset
+
+    price = price_of(cfg.llm)
+    stats = {s: engine.stats[s].as_dict() for s in stages if s in engine.stats}
+    paid = [sum(v["prompt_tokens"] for v in stats.values()), sum(v["completion_tokens"] for v in stats.values())]
+    reused = [sum(v["journal_prompt_tokens"] for v in stats.values()),
+              sum(v["journal_completion_tokens"] for v in stats.values())]
+    report = {
+        "stages": stats, "records": produced, "failures": failures, "out": str(out), "journal": str(journal_path),
+        "model": cfg.llm.model, "params": params, "price_usd_per_1m_tokens": list(price) if price else None,
+        "tokens_paid": {"prompt": paid[0], "completion": paid[1]},
+        "cost_usd": cost_usd(*paid, price),
+        "tokens_reused_from_journal": {"prompt": reused[0], "completion": reused[1]},
+        "cost_saved_usd": cost_usd(*reused, price),
+    }
+    report_path = run_dir / "construct_report.json"
+    write_json(report_path, report)
+
+    for s, v in stats.items():
+        print(f"{s}: {v['tasks']} tasks, {v['done']} ok, {v['failed']} failed, {v['reasks']} re-asked; "
+              f"{v['requests']} requests ({v['retries']} retries), {v['answers_from_journal']} answers from the journal; "
+              f"{produced[s]} records; {v['seconds']:.1f}s")
+    print(f"tokens paid: {paid[0]} prompt + {paid[1]} completion = {format_usd(report['cost_usd'])} ({cfg.llm.model}); "
+          f"reused from the journal: {reused[0] + reused[1]} tokens = {format_usd(report['cost_saved_usd'])}")
+    print(f"wrote {out}")
+    print(f"report {report_path}")
+    if failures:
+        print(f"warning: {len(failures)} task(s) failed and changed nothing (listed in the report). Endpoint "
+              f"failures are retried by a rerun; for answers that stayed invalid, raise construct.max_attempts "
+              f"(the journal replays the earlier tries for free)", file=sys.stderr)
+    return report
+
+
+@hydra.main(config_path=config_dir(), config_name="construct", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> None:
+    from rolecraft.errors import RolecraftError
+
+    try:
+        run(cfg)
+    except RolecraftError as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()
