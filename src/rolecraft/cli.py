@@ -1,6 +1,8 @@
 """The ``rolecraft`` command.
 
     rolecraft data import roleinstruct-v1 SRC --out DIR [--report FILE]
+    rolecraft data import cped CSV --out DIR [--report FILE] [--mapping MAP.json] [--min-utterances N]
+    rolecraft data agreement A B [C ...] [--json OUT] [--labels]
     rolecraft data validate DIR
     rolecraft data stats DIR [--json]
     rolecraft human export --answers NAME=PATH --answers NAME=PATH [...] --out DIR [--n 50]
@@ -45,9 +47,17 @@ def _cmd_data_import(args: argparse.Namespace) -> int:
     from rolecraft.data.stats import dataset_stats
 
     importer = IMPORTERS[args.format]
+    options = {}
+    if args.format == "cped":
+        if args.mapping:
+            options["mapping"] = Path(args.mapping).expanduser()
+        if args.min_utterances is not None:
+            options["min_utterances"] = args.min_utterances
+    elif args.mapping or args.min_utterances is not None:
+        raise RolecraftError(f"--mapping and --min-utterances apply to 'cped' only, not {args.format!r}")
     t0 = time.perf_counter()
     try:
-        ds, defects = importer(Path(args.src).expanduser())
+        ds, defects = importer(Path(args.src).expanduser(), **options)
     except RoleInstructImportError as e:
         for d in e.defects:
             print(d, file=sys.stderr)
@@ -58,12 +68,20 @@ def _cmd_data_import(args: argparse.Namespace) -> int:
         print(d, file=sys.stderr)
     stats = dataset_stats(ds)
     counts = Counter(d.kind for d in defects)
-    summary = (
-        f"imported {args.format} from {args.src} -> {out}: {stats['characters']} characters, "
-        f"{stats['utterances']} utterances, {stats['specific_instructions']} specific + "
-        f"{stats['general_instructions']} general samples, {stats['responses']} references "
-        f"({seconds:.1f}s)"
-    )
+    if args.format == "cped":
+        labels = ", ".join(f"{k} {n}" for k, n in sorted(stats["emotions"].items(), key=lambda kv: (-kv[1], kv[0])) if n)
+        summary = (
+            f"imported {args.format} from {args.src} -> {out}: {stats['utterances']} utterances, "
+            f"{stats['dialogues']} dialogues, {stats['characters']} characters; emotions: {labels} "
+            f"({seconds:.1f}s)"
+        )
+    else:
+        summary = (
+            f"imported {args.format} from {args.src} -> {out}: {stats['characters']} characters, "
+            f"{stats['utterances']} utterances, {stats['specific_instructions']} specific + "
+            f"{stats['general_instructions']} general samples, {stats['responses']} references "
+            f"({seconds:.1f}s)"
+        )
     defect_line = f"{len(defects)} defects" + (
         ": " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))) if defects else ""
     )
@@ -83,6 +101,23 @@ def _cmd_data_import(args: argparse.Namespace) -> int:
         else:
             write_text(report, "".join(f"{d}\n" for d in defects) + f"{summary}\n{defect_line}\n")
         print(f"report written to {report}")
+    return 0
+
+
+# ---- data agreement ------------------------------------------------------------------
+
+
+def _cmd_data_agreement(args: argparse.Namespace) -> int:
+    from rolecraft.data.agreement import agreement, format_report, load_source
+
+    report = agreement([load_source(a) for a in [args.a, args.b, *args.more]])
+    print(format_report(report, show_labels=args.labels))
+    if args.json:
+        from rolecraft.fileio import write_json
+
+        out = Path(args.json).expanduser()
+        write_json(out, report)
+        print(f"\nreport written to {out}")
     return 0
 
 
@@ -170,11 +205,27 @@ def build_parser() -> argparse.ArgumentParser:
     data_cmds.required = True
 
     imp = data_cmds.add_parser("import", help="convert a published dataset layout into the canonical format")
-    imp.add_argument("format", choices=["roleinstruct-v1"], help="source layout")
-    imp.add_argument("src", help="the source folder (for roleinstruct-v1: dataset/role with one folder per character)")
+    imp.add_argument("format", choices=["roleinstruct-v1", "cped"], help="source layout")
+    imp.add_argument("src", help="the source: for roleinstruct-v1 the dataset/role folder with one folder per "
+                                 "character; for cped one split CSV (e.g. valid_split.csv)")
     imp.add_argument("--out", required=True, help="the canonical dataset directory to write (atomically)")
     imp.add_argument("--report", help="also write the defects to FILE (JSON with stats if it ends in .json, else text)")
+    imp.add_argument("--mapping", metavar="MAP.json",
+                     help="cped: JSON object overriding the emotion mapping, {cped_class: label or null}")
+    imp.add_argument("--min-utterances", type=int, metavar="N",
+                     help="cped: utterances a named speaker needs to become a character (default 20)")
     imp.set_defaults(func=_cmd_data_import)
+
+    ag = data_cmds.add_parser("agreement", help="agreement of emotion annotations (accuracy, kappa, confusion, P/R/F1)")
+    ag.add_argument("a", metavar="A", help="the reference annotations (e.g. human gold): a dataset directory, "
+                                           "embedded:demo, a script .jsonl or a .csv with columns id,emotion")
+    ag.add_argument("b", metavar="B", help="annotations to compare with A (same kinds of source)")
+    ag.add_argument("more", nargs="*", metavar="C", help="more sources: Fleiss' kappa over all, pairwise kappas")
+    ag.add_argument("--json", metavar="OUT", help="also write every number to OUT (JSON, atomically)")
+    ag.add_argument("--labels", action="store_true",
+                    help="also print each source's label counts (and, for 3+ sources, per-label P/R/F1 "
+                         "of each against A)")
+    ag.set_defaults(func=_cmd_data_agreement)
 
     val = data_cmds.add_parser("validate", help="check a dataset directory (first defect: file:line)")
     val.add_argument("dir", help="dataset directory or 'embedded:demo'")

@@ -2,14 +2,17 @@
 
 Each importer returns ``(RoleInstruct, defects)``: it keeps going where it safely can and
 reports every quirk it repaired or skipped as a :class:`Defect` (``file:line: message``).
+Every importer takes the source path as its first argument; format-specific options are
+keyword arguments with defaults (``cped``: ``mapping``, ``min_utterances``).
 """
 
+from rolecraft.data.importers.cped import CPED_TO_EMOTION, import_cped
 from rolecraft.data.importers.roleinstruct_v1 import (
     EMOTION_ALIASES,
     Defect,
     import_roleinstruct_v1,
 )
 
-IMPORTERS = {"roleinstruct-v1": import_roleinstruct_v1}
+IMPORTERS = {"roleinstruct-v1": import_roleinstruct_v1, "cped": import_cped}
 
-__all__ = ["Defect", "EMOTION_ALIASES", "IMPORTERS", "import_roleinstruct_v1"]
+__all__ = ["CPED_TO_EMOTION", "EMOTION_ALIASES", "IMPORTERS", "Defect", "import_cped", "import_roleinstruct_v1"]
