@@ -65,6 +65,18 @@ class StageStats:
         return asdict(self)
 
 
+def _content_and_usage(data) -> tuple[str, int, int]:
+    """The first choice's text and the token usage of a Chat Completions JSON body."""
+    from rolecraft.api.client import ApiError
+
+    try:
+        content = data["choices"][0]["message"].get("content") or "" if data.get("choices") else ""
+    except (TypeError, KeyError, IndexError, AttributeError):
+        raise ApiError(f"llm: the endpoint's answer is not a Chat Completions object: {str(data)[:160]}") from None
+    usage = data.get("usage") or {}
+    return str(content), int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+
+
 def feedback(reason: str) -> str:
     return f"你的回答不符合要求：{reason}请按要求重新输出完整的答案。"
 
@@ -170,18 +182,19 @@ class Engine:
             st.journal_prompt_tokens += hit.prompt_tokens
             st.journal_completion_tokens += hit.completion_tokens
             return hit.content
-        estimate = estimate_messages(messages) + task.expect_tokens
+        estimate = estimate_messages(messages) + task.expect_tokens if self.limiter.active else 0
+        body = {"model": model, "messages": messages, **self.params}
         async with sem:
             client = get_client()
-            resp, tries = await self.endpoint._with_retries(
-                lambda: client.chat.completions.create(model=model, messages=messages, **self.params),
+            # the SDK's low-level post (its documented way to send a raw body): the same auth, errors
+            # and transport as chat.completions.create, without building typed request/response
+            # objects, which cost ~2 ms of CPU per request and showed up at 16-way concurrency
+            data, tries = await self.endpoint._with_retries(
+                lambda: client.post("/chat/completions", body=body, cast_to=object),
                 before_try=lambda: self.limiter.acquire(estimate))
         st.requests += tries
         st.retries += tries - 1
-        content = (resp.choices[0].message.content or "") if resp.choices else ""
-        usage = resp.usage
-        pt = (usage.prompt_tokens or 0) if usage is not None else 0
-        ct = (usage.completion_tokens or 0) if usage is not None else 0
+        content, pt, ct = _content_and_usage(data)
         st.prompt_tokens += pt
         st.completion_tokens += ct
         self.limiter.settle(estimate, pt + ct)
