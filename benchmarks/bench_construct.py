@@ -53,9 +53,11 @@ def main() -> int:
 
     import openai  # noqa: F401  (import cost outside the timing)
 
-    import rolecraft.config  # noqa: F401
+    import rolecraft.config
     from rolecraft.construct.main import run
     from rolecraft.paths import config_dir
+
+    rolecraft.config.register()
 
     srv = subprocess.Popen([sys.executable, "-m", "rolecraft.testing.fake_openai", "--construct", "--port", "0",
                             "--latency", str(args.latency)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

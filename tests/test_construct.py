@@ -59,8 +59,10 @@ def compose(overrides: list[str]):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    import rolecraft.config  # noqa: F401
+    import rolecraft.config
     from rolecraft.paths import config_dir
+
+    rolecraft.config.register()
 
     with initialize_config_dir(config_dir(), version_base="1.3"):
         return hydra_compose("construct", overrides=overrides)

@@ -1,4 +1,4 @@
-"""`--help` and `--cfg job` of both entry points answer without loading the deep-learning stack.
+"""`--help` and `--cfg job` of the entry points answer without loading the deep-learning stack.
 
 Each command runs exactly as a user types it, in a subprocess under `python -X importtime`, and
 every module the interpreter imported is read back from that report. No timing is asserted here
@@ -25,7 +25,7 @@ def imported_modules(stderr: str) -> set[str]:
     return {m.group(1) for line in stderr.splitlines() if (m := IMPORTTIME.match(line))}
 
 
-@pytest.mark.parametrize("script", ["train.py", "evaluate.py"])
+@pytest.mark.parametrize("script", ["train.py", "evaluate.py", "construct.py"])
 @pytest.mark.parametrize("args", [["--help"], ["--cfg", "job"]], ids=["help", "cfg-job"])
 def test_entry_point_imports_no_deep_learning_library(script, args, cache_dir, tmp_path):
     r = subprocess.run([sys.executable, "-X", "importtime", str(REPO / script), *args], cwd=REPO,
@@ -35,7 +35,8 @@ def test_entry_point_imports_no_deep_learning_library(script, args, cache_dir, t
     if args == ["--help"]:
         assert "Powered by Hydra" in r.stdout and "== Config ==" in r.stdout, r.stdout[-2000:]
     else:
-        assert re.search(r"^model:$", r.stdout, re.MULTILINE) and "name_or_path:" in r.stdout, r.stdout[-2000:]
+        key = "api_key_env:" if script == "construct.py" else "name_or_path:"
+        assert re.search(r"^(model|llm):$", r.stdout, re.MULTILINE) and key in r.stdout, r.stdout[-2000:]
     mods = imported_modules(r.stderr)
     assert {"hydra", "omegaconf"} <= mods, "the importtime report was not read (format changed?)"
     heavy = sorted(m for m in mods if m.split(".")[0] in HEAVY)

@@ -10,8 +10,10 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from rolecraft import config as _schema  # noqa: F401  (registers the typed schema)
+from rolecraft import config as _schema
 from rolecraft.paths import config_dir
+
+_schema.register("evaluate_schema")  # only ours: see config.register
 
 
 @hydra.main(config_path=config_dir(), config_name="evaluate", version_base="1.3")

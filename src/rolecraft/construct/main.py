@@ -14,8 +14,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from rolecraft import config as _schema  # noqa: F401  (registers the typed schema)
+from rolecraft import config as _schema
 from rolecraft.paths import config_dir
+
+_schema.register("construct_schema")  # only ours: see config.register
 
 ORDER = ("annotate", "profile", "qa", "general")
 
