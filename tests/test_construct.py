@@ -142,26 +142,37 @@ def test_faults_are_retried_and_change_nothing(server, raw_data, tmp_path):
 
 
 def test_invalid_answers_are_re_asked_with_the_reason(server, raw_data, tmp_path):
+    from rolecraft.data import schema
+
+    mine = [u for u in schema.load(raw_data).script if u.character == "罗火旺"]
+    first_batch = [u for u in mine if u.dialogue == mine[0].dialogue][:8]
+    n = len(first_batch)
     not_json, too_few = "这不是 JSON", '[{"i": 1, "emotion": "neutral"}]'
-    bad_label = "[" + ",".join('{"i": %d, "emotion": "激动"}' % i for i in range(1, 9)) + "]"
-    server.inject("chat", Content(not_json), Content(too_few), Content(bad_label))
-    rep = construct(server, tmp_path, "a", "stage=annotate", "construct.characters=['罗火旺']", data=raw_data)
+    bad_label = "[" + ",".join('{"i": %d, "emotion": "激动"}' % i for i in range(1, n + 1)) + "]"
+
+    def three_bad_tries(req):  # the first batch: invalid in three different ways, then valid
+        msgs = req["messages"]
+        if f"[1] {mine[0].speaker}：{mine[0].text}" in msgs[1]["content"] and len(msgs) < 8:
+            return {2: not_json, 4: too_few, 6: bad_label}[len(msgs)]
+        return construct_responder(req)
+
+    server.responders["fake-chat"] = three_bad_tries
+    rep = construct(server, tmp_path, "a", "stage=annotate", "construct.characters=['罗火旺']",
+                    "construct.max_attempts=4", data=raw_data)
     st = rep["stages"]["annotate"]
     assert st["failed"] == 0 and st["reasks"] == 3
     # each re-ask continues the conversation with the bad answer and what was wrong with it
     reasks = [r.body["messages"] for r in server.requests if r.endpoint == "chat" and len(r.body["messages"]) > 2]
-    assert len(reasks) == 3
-    why = {m[-2]["content"]: m[-1]["content"] for m in reasks}
+    assert [len(m) for m in reasks] == [4, 6, 8]
     assert all(m[-2]["role"] == "assistant" and m[-1]["role"] == "user" for m in reasks)
-    assert "JSON" in why[not_json]
-    assert "你返回了 1 个标签" in why[too_few]
-    assert "激动" in why[bad_label]
-    from rolecraft.data import schema
-
+    assert [m[-2]["content"] for m in reasks] == [not_json, too_few, bad_label]
+    assert "JSON" in reasks[0][-1]["content"]
+    assert f"共有 {n} 条台词，你返回了 1 个标签" in reasks[1][-1]["content"]
+    assert "激动" in reasks[2][-1]["content"]
     ds = schema.load(tmp_path / "a" / "dataset")
-    mine = [u for u in ds.script if u.character == "罗火旺"]
-    assert all(u.emotion is not None for u in mine)
-    assert sum(1 for u in mine if u.provenance["attempts"] > 1) >= 3
+    labelled = {u.id: u for u in ds.script if u.character == "罗火旺"}
+    assert all(u.emotion is not None for u in labelled.values())
+    assert all(labelled[u.id].provenance["attempts"] == 4 for u in first_batch)
 
 
 def test_answers_that_stay_invalid_are_reported_never_guessed(server, raw_data, tmp_path):
@@ -341,3 +352,37 @@ def test_cli_prints_one_line_error_and_exit_2(raw_data, tmp_path):
                        cwd=REPO, env=cli_env(tmp_path / "cache"), capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].startswith("error: stage='nope'")
+
+
+def test_tokens_per_minute_limit_makes_requests_wait(server, raw_data, tmp_path):
+    # 60,000 tokens/min with a 0.5 s bucket holds 500 tokens; every annotate request is estimated above that
+    rep = construct(server, tmp_path, "a", "stage=annotate", "construct.characters=['罗火旺']",
+                    "llm.tokens_per_minute=60000", "llm.burst_seconds=0.5", data=raw_data)
+    st = rep["stages"]["annotate"]
+    times = sorted(r.time for r in server.requests if r.endpoint == "chat")
+    assert st["requests"] >= 4 and st["rate_limit_wait_s"] > 1.0
+    assert times[-1] - times[0] >= 0.25 * (len(times) - 1)
+    free = construct(server, tmp_path, "b", "stage=annotate", "construct.characters=['罗火旺']",
+                     "construct.annotate.overwrite=true", "construct.annotate.batch_size=7", data=raw_data)
+    assert free["stages"]["annotate"]["rate_limit_wait_s"] == 0.0
+
+
+def test_cost_comes_from_the_price_table_file(server, raw_data, tmp_path):
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("fake-chat: {input: 2.0, output: 8.0}\n", encoding="utf-8")
+    rep = construct(server, tmp_path, "a", "stage=annotate", f"llm.prices_file={prices}", data=raw_data)
+    paid = rep["tokens_paid"]
+    assert paid["prompt"] > 0 and rep["price_usd_per_1m_tokens"] == [2.0, 8.0]
+    assert rep["cost_usd"] == pytest.approx((paid["prompt"] * 2.0 + paid["completion"] * 8.0) / 1e6)
+    # per-run prices win over the file; a broken file fails before anything is sent
+    rep = construct(server, tmp_path, "b", "stage=annotate", f"llm.prices_file={prices}", "llm.price_input=1",
+                    "llm.price_output=1", data=raw_data)
+    assert rep["price_usd_per_1m_tokens"] == [1.0, 1.0] and rep["cost_usd"] == 0.0  # all from the journal
+    prices.write_text("fake-chat: {input: cheap}\n", encoding="utf-8")
+    before = server.count("chat")
+    from rolecraft.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="prices.yaml: key 'fake-chat'"):
+        construct(server, tmp_path, "c", "stage=annotate", f"llm.prices_file={prices}", journal="other.sqlite",
+                  data=raw_data)
+    assert server.count("chat") == before

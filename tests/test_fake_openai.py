@@ -17,7 +17,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
-from rolecraft.testing.fake_openai import (Content, Delay, FakeOpenAI, Status, Vectors, default_responder,
+from rolecraft.testing.fake_openai import (Content, Delay, Drop, FakeOpenAI, Status, Vectors, default_responder,
                                            embed_text)
 
 KEY = "sk-test-fake"
@@ -285,3 +285,21 @@ def test_cli_prints_base_url_and_serves():
     finally:
         p.terminate()
         p.wait(timeout=5)
+
+
+def test_drop_hangs_up_and_the_sdk_sees_a_connection_error(srv):
+    srv.inject("chat", Drop())
+    c = OpenAI(base_url=srv.base_url, api_key=KEY, max_retries=0, timeout=5)
+    with pytest.raises(openai.APIConnectionError):
+        c.chat.completions.create(model="m", messages=MSGS)
+    assert c.chat.completions.create(model="m", messages=MSGS).choices[0].message.content
+    assert srv.count("chat") == 2
+
+
+def test_stats_route_reports_counts_for_callers_in_another_process(client, srv):
+    client.chat.completions.create(model="m", messages=MSGS)
+    client.embeddings.create(model="e", input=["a", "b"])
+    req = urllib.request.Request(f"{srv.url}/_fake/stats", headers={"Authorization": f"Bearer {KEY}"})
+    with urllib.request.urlopen(req) as r:
+        stats = json.load(r)
+    assert stats["requests"] == {"chat": 1, "embeddings": 1}

@@ -339,6 +339,8 @@ class LlmConfig(EndpointConfig):
     # built-in table (rolecraft/construct/costs.py); set both for another model
     price_input: Optional[float] = None
     price_output: Optional[float] = None
+    # a YAML/JSON price table {model: {input: USD/1M, output: USD/1M}} that extends/overrides the built-in one
+    prices_file: Optional[str] = None
 
 
 @dataclass

@@ -101,6 +101,7 @@ def run(cfg: DictConfig) -> dict:
     stages = stages_of(cfg.stage)
     if c.max_attempts < 1:
         raise ConfigError(f"construct.max_attempts={c.max_attempts}: must be at least 1")
+    price = price_of(cfg.llm)  # a bad price table fails here, before anything is paid
     ds = schema.load(resolve_data_root(c.input))
     run_dir = Path(cfg.paths.output_dir)
     out = Path(c.out).expanduser() if c.out else run_dir / "dataset"
@@ -132,7 +133,6 @@ def run(cfg: DictConfig) -> dict:
     schema.save(ds, out)
     schema.load(out)  # what we wrote must read back as a valid dataset
 
-    price = price_of(cfg.llm)
     stats = {s: engine.stats[s].as_dict() for s in stages if s in engine.stats}
     paid = [sum(v["prompt_tokens"] for v in stats.values()), sum(v["completion_tokens"] for v in stats.values())]
     reused = [sum(v["journal_prompt_tokens"] for v in stats.values()),
