@@ -8,6 +8,8 @@
     rolecraft human export --answers NAME=PATH --answers NAME=PATH [...] --out DIR [--n 50]
                            [--annotators 3] [--seed 0] [--kinds general,specific] [--profiles P] [--force]
     rolecraft human import SHEET.csv [...] --key DIR/key.json [--out results.json]
+    rolecraft sweep generate [NAME ...] [--check] | expand FILE [--check] | run-local FILE [--runs-dir DIR] [--set K=V]
+    rolecraft report EXPERIMENT --runs DIR [--wandb ENTITY/PROJECT] --out OUT
 
 DIR may be ``embedded:demo`` (the demo dataset shipped in the package). Errors print one line
 ``error: ...`` on stderr and exit 2 (``data validate``: exit 1 when the dataset is invalid).
@@ -185,6 +187,76 @@ def _cmd_human_import(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- sweeps and reports --------------------------------------------------------------
+
+
+def _repo_file(name: str) -> Path:
+    here = Path(__file__).resolve().parents[2]
+    return here / name
+
+
+def _cmd_sweep_generate(args: argparse.Namespace) -> int:
+    from rolecraft.fileio import write_text
+    from rolecraft.sweeps.experiments import known_experiments, load_experiment
+    from rolecraft.sweeps.sweepfile import render
+
+    out = Path(args.out) if args.out else _repo_file("sweeps")
+    names = args.experiments or known_experiments()
+    stale = []
+    for name in names:
+        exp = load_experiment(name)
+        if exp.program is None:
+            continue
+        target = out / f"{exp.name}.yaml"
+        text = render(exp)
+        if args.check:
+            if not target.is_file() or target.read_text(encoding="utf-8") != text:
+                stale.append(str(target))
+            continue
+        write_text(target, text)
+        print(f"wrote {target}")
+    if stale:
+        print(f"error: out of date with experiments/: {', '.join(stale)}; run `rolecraft sweep generate`",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_sweep_expand(args: argparse.Namespace) -> int:
+    from rolecraft.sweeps.sweepfile import check_composes, expand, load_sweep
+
+    sweep = load_sweep(args.file)
+    if args.check:
+        check_composes(sweep, args.file)
+    for point in expand(sweep):
+        print(" ".join(point))
+    return 0
+
+
+def _cmd_sweep_run_local(args: argparse.Namespace) -> int:
+    from rolecraft.sweeps.local import run_local
+
+    res = run_local(args.file, args.runs_dir, extra=args.set or [], dry_run=args.dry_run)
+    print(f"{len(res.done)} run(s) finished, {len(res.skipped)} already done, {len(res.failed)} failed")
+    return 1 if res.failed else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from rolecraft.report.main import report
+    from rolecraft.report.tables import markdown
+
+    res = report(args.experiment, args.runs, args.out, wandb_path=args.wandb, resamples=args.resamples)
+    for p in res.problems:
+        print(f"note: {p}", file=sys.stderr)
+    print(markdown(res.table))
+    for a in res.ablations:
+        if a.get("diff") is not None:
+            print(f"{a['label']} on {a['metric']}: {a['diff']:+.4f} [{a['ci_low']:+.4f}, {a['ci_high']:+.4f}] "
+                  f"(95% CI, paired bootstrap over {a['items']} items; P(diff <= 0) = {a['p_diff_le_0']:.3f})")
+    print(f"wrote {res.out} ({', '.join(p.name for p in res.files)}); open {res.out / 'index.html'}")
+    return 0
+
+
 # ---- parser --------------------------------------------------------------------------
 
 
@@ -263,6 +335,34 @@ def build_parser() -> argparse.ArgumentParser:
     hi.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples (default 10000)")
     hi.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     hi.set_defaults(func=_cmd_human_import)
+
+    sweep = groups.add_parser("sweep", help="W&B sweep files from experiments/, their grids, and running them here")
+    sweep_cmds = sweep.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
+    sweep_cmds.required = True
+    sg = sweep_cmds.add_parser("generate", help="write sweeps/*.yaml from experiments/*.yaml")
+    sg.add_argument("experiments", nargs="*", help="experiment names or .yaml paths (default: all in experiments/)")
+    sg.add_argument("--out", help="directory for the sweep files (default: sweeps/ of the checkout)")
+    sg.add_argument("--check", action="store_true", help="write nothing; exit 1 if a sweep file is out of date")
+    sg.set_defaults(func=_cmd_sweep_generate)
+    se = sweep_cmds.add_parser("expand", help="print every run's overrides in W&B's grid order")
+    se.add_argument("file", help="a sweep .yaml")
+    se.add_argument("--check", action="store_true", help="also compose every point with Hydra against the schema")
+    se.set_defaults(func=_cmd_sweep_expand)
+    sr = sweep_cmds.add_parser("run-local", help="run the grid here as plain Hydra runs, skipping finished points")
+    sr.add_argument("file", help="a sweep .yaml")
+    sr.add_argument("--runs-dir", default="runs", help="where run directories go (default: runs/)")
+    sr.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="an extra override for every run, e.g. --set model=tiny (repeatable)")
+    sr.add_argument("--dry-run", action="store_true", help="print what would run")
+    sr.set_defaults(func=_cmd_sweep_run_local)
+
+    rp = groups.add_parser("report", help="paper-style tables, plots and an HTML dashboard from runs")
+    rp.add_argument("experiment", help="an experiment name (experiments/NAME.yaml) or a path to one")
+    rp.add_argument("--runs", help="a directory of run directories (searched recursively)")
+    rp.add_argument("--wandb", metavar="ENTITY/PROJECT", help="also read runs from W&B (public API)")
+    rp.add_argument("--out", required=True, help="output directory (written atomically)")
+    rp.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples for ablations (default 2000)")
+    rp.set_defaults(func=_cmd_report)
     return parser
 
 

@@ -79,8 +79,8 @@ def run(cfg) -> dict:
     if bench.profiles:
         write_json(out / "characters.json", bench.profiles)
     metrics["time/total_seconds"] = round(time.perf_counter() - t0, 3)
-    write_json(out / "metrics.json", metrics)
     _log(cfg, out, metrics, rows)
+    write_json(out / "metrics.json", metrics)  # last: a run directory with metrics.json is a finished run
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()
                       if "/options/" not in k and not k.startswith("judge/position_bias/top_share")},
                      ensure_ascii=False))
@@ -108,18 +108,14 @@ def _log(cfg, out: Path, metrics: dict, rows: list[dict]) -> None:
     if cfg.logger.name != "wandb":
         return
     import wandb
-    from omegaconf import OmegaConf
 
-    from rolecraft.training.records import redact
+    from rolecraft.tracking import define_metrics, group_of, log_results, run_config
 
     w = cfg.logger.wandb
-    run = wandb.init(project=w.project, entity=w.entity, group=w.group, job_type="eval",
-                     tags=list(w.tags) + list(cfg.tags), mode=w.mode, dir=str(out),
-                     config=redact(OmegaConf.to_container(cfg, resolve=True)))
+    run = wandb.init(project=w.project, entity=w.entity, group=group_of(cfg), job_type="eval",
+                     tags=list(w.tags) + list(cfg.tags), mode=w.mode, dir=str(out), config=run_config(cfg))
+    define_metrics(run)
     numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     run.log(numeric)
-    for k, v in metrics.items():
-        run.summary[k] = v
-    cols = ["key", "kind", "character", "question", "prediction", "rouge_l"] + (["rpcs"] if "rpcs" in rows[0] else [])
-    run.log({"samples": wandb.Table(columns=cols, data=[[row.get(c) for c in cols] for row in rows])})
+    log_results(run, metrics, rows)
     run.finish()

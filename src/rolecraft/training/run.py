@@ -120,8 +120,9 @@ def run(cfg) -> dict | None:
     metrics["time/total_seconds"] = round(time.perf_counter() - t_start, 3)
     from rolecraft.fileio import write_json
 
-    write_json(out / "metrics.json", metrics)
     _log_metrics(trainer, metrics)
+    _log_wandb(cfg, trainer, metrics, out)
+    write_json(out / "metrics.json", metrics)  # last: a run directory with metrics.json is a finished run
     summary = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items() if "/options/" not in k}
     print(json.dumps(summary, ensure_ascii=False))
     return metrics
@@ -155,6 +156,19 @@ def evaluate_split(cfg, model, tok, encoder, prompts, samples, out: Path) -> dic
     m[f"{cfg.eval.split}/truncated_prompts"] = encoder.truncated.prompts - truncated_before
     m[f"{cfg.eval.split}/generation_seconds"] = round(gen_s, 3)
     return m
+
+
+def _log_wandb(cfg, trainer, metrics: dict, out: Path) -> None:
+    from lightning.pytorch.loggers import WandbLogger
+
+    for lg in trainer.loggers:
+        if isinstance(lg, WandbLogger):
+            from rolecraft.fileio import read_jsonl
+            from rolecraft.tracking import log_results
+
+            preds = out / "predictions.jsonl"
+            rows = [obj for _, obj in read_jsonl(preds)] if preds.is_file() else []
+            log_results(lg.experiment, metrics, rows, out / "adapter" if cfg.logger.wandb.log_model else None)
 
 
 def _log_metrics(trainer, metrics: dict) -> None:

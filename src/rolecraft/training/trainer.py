@@ -40,16 +40,16 @@ def build_loggers(cfg, out: Path):
 
         return [CSVLogger(save_dir=str(out), name="logs", version="")]
     if name == "wandb":
-        from omegaconf import OmegaConf
         from lightning.pytorch.loggers import WandbLogger
 
-        from rolecraft.training.records import redact
+        from rolecraft.tracking import define_metrics, group_of, run_config
 
         w = cfg.logger.wandb
-        return [WandbLogger(project=w.project, entity=w.entity, group=w.group, job_type=w.job_type,
-                            tags=list(w.tags) + list(cfg.tags), mode=w.mode, save_dir=str(out),
-                            log_model=w.log_model,
-                            config=redact(OmegaConf.to_container(cfg, resolve=True)))]
+        logger = WandbLogger(project=w.project, entity=w.entity, group=group_of(cfg), job_type=w.job_type,
+                             tags=list(w.tags) + list(cfg.tags), mode=w.mode, save_dir=str(out),
+                             log_model=False, config=run_config(cfg))
+        define_metrics(logger.experiment)
+        return [logger]
     raise ConfigError(f"logger.name={name!r}: use csv, wandb or none")
 
 

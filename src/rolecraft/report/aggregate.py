@@ -1,0 +1,95 @@
+"""Runs -> a table: one row per row value, one cell per metric, seeds aggregated (mean, std, n)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from statistics import fmean, stdev
+
+from rolecraft.report.collect import RunRecord
+from rolecraft.sweeps.experiments import Experiment
+
+
+@dataclass
+class Cell:
+    values: list[float] = field(default_factory=list)
+    runs: list[RunRecord] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float | None:
+        return fmean(self.values) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        return stdev(self.values) if len(self.values) > 1 else None
+
+
+@dataclass
+class Row:
+    key: str  # the run value (e.g. "on"), or the label for rows that exist only in the paper
+    label: str
+    cells: dict[str, Cell]
+    paper: dict[str, float]
+
+
+@dataclass
+class Table:
+    experiment: Experiment
+    rows: list[Row]
+    paper_source: str | None
+
+    def filled(self) -> int:
+        return sum(1 for r in self.rows for c in r.cells.values() if c.n)
+
+
+def load_paper_values(key: str | None) -> tuple[dict[str, dict[str, float]], str | None]:
+    if not key:
+        return {}, None
+    from importlib import resources
+
+    import yaml
+
+    data = yaml.safe_load(resources.files("rolecraft.report").joinpath("paper_values.yaml").read_text(encoding="utf-8"))
+    entry = data.get(key) or {}
+    return {str(k): dict(v) for k, v in (entry.get("rows") or {}).items()}, entry.get("source")
+
+
+def build_table(exp: Experiment, runs: list[RunRecord]) -> Table:
+    paper, source = load_paper_values(exp.paper)
+    rows: dict[str, Row] = {}
+
+    def row(key: str) -> Row:
+        if key not in rows:
+            label = exp.label(key)
+            rows[key] = Row(key, label, {c: Cell() for c in exp.columns}, paper.get(label, {}))
+        return rows[key]
+
+    for key in (exp.grid.get(exp.rows) or []):  # grid order first, so tables read like the paper's
+        row(str(key))
+    if exp.rows.startswith("family:"):
+        prefix = exp.rows.split(":", 1)[1]
+        for r in runs:
+            for k, v in r.metrics.items():
+                if k.startswith(prefix) and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    cell = row(k[len(prefix):]).cells[exp.columns[0]]
+                    cell.values.append(float(v))
+                    cell.runs.append(r)
+    else:
+        for r in runs:
+            key = r.value(exp.rows)
+            if key is None:
+                continue
+            for c in exp.columns:
+                v = r.metric(c)
+                if v is not None and math.isfinite(v):
+                    row(key).cells[c].values.append(v)
+                    row(key).cells[c].runs.append(r)
+    labels = {r.label for r in rows.values()}
+    for label, values in paper.items():  # published rows we have no run for: shown, ours missing
+        if label not in labels:
+            rows[label] = Row(label, label, {c: Cell() for c in exp.columns}, values)
+    return Table(exp, list(rows.values()), source)

@@ -1,0 +1,81 @@
+"""The report: collect runs, build the table, write Markdown, LaTeX, CSV, plots, JSON and the dashboard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rolecraft.errors import ConfigError
+
+
+@dataclass
+class ReportResult:
+    out: Path
+    table: object
+    problems: list[str]
+    ablations: list[dict]
+    files: list[Path]
+
+
+def report(experiment: str, runs_dir: str | None, out: str, wandb_path: str | None = None, api=None,
+           resamples: int = 2000) -> ReportResult:
+    from rolecraft.fileio import atomic_dir, write_json, write_text
+    from rolecraft.report import bootstrap, dashboard, plots, tables
+    from rolecraft.report.aggregate import build_table
+    from rolecraft.report.collect import collect_local, collect_wandb
+    from rolecraft.sweeps.experiments import load_experiment
+
+    exp = load_experiment(experiment)
+    if not runs_dir and not wandb_path:
+        raise ConfigError("report: give --runs DIR (local run directories) and/or --wandb ENTITY/PROJECT")
+    runs, problems = [], []
+    if runs_dir:
+        if not Path(runs_dir).is_dir():
+            raise ConfigError(f"--runs {runs_dir}: not a directory")
+        r, p = collect_local(Path(runs_dir), exp)
+        runs += r
+        problems += p
+    if wandb_path:
+        r, p = collect_wandb(wandb_path, exp, api=api)
+        runs += r
+        problems += p
+    table = build_table(exp, runs)
+
+    ablations = []
+    for a, b in exp.compare:
+        runs_a = [r for r in runs if r.value(exp.rows) == a]
+        runs_b = [r for r in runs if r.value(exp.rows) == b]
+        for metric in exp.columns:
+            res = bootstrap.paired_bootstrap(runs_a, runs_b, metric, resamples=resamples)
+            label = f"{exp.label(a)} − {exp.label(b)}"
+            if res is None:
+                ablations.append({"label": label, "a": a, "b": b, "metric": metric, "diff": None,
+                                  "reason": "needs local runs of both with per-item predictions"})
+            else:
+                ablations.append({"label": label, "a": a, "b": b, **res})
+
+    out_dir = Path(out).expanduser()
+    with atomic_dir(out_dir) as tmp:
+        files = []
+        for name, text in (("table.md", tables.markdown(table)), ("table.tex", tables.latex(table)),
+                           ("table.csv", tables.csv_text(table))):
+            write_text(tmp / name, text)
+            files.append(out_dir / name)
+        pngs = []
+        if exp.plot != "none":
+            p = plots.bars(table, tmp / "plots" / f"{exp.name}.png")
+            if p:
+                pngs.append(p)
+        p = plots.loss_curves(table, tmp / "plots" / f"{exp.name}_loss.png")
+        if p:
+            pngs.append(p)
+        write_json(tmp / "report.json", {
+            "experiment": exp.name, "title": exp.title, "paper_source": table.paper_source,
+            "rows": [{"row": r.label, "key": r.key, "cells": {c: {"mean": cell.mean, "std": cell.std, "n": cell.n,
+                                                                    "paper": r.paper.get(c)}
+                                                              for c, cell in r.cells.items()}} for r in table.rows],
+            "ablations": ablations, "problems": problems, "runs": len(runs)})
+        write_text(tmp / "index.html", dashboard.render(table, pngs, ablations, problems, out_dir))
+        files += [out_dir / "report.json", out_dir / "index.html"]
+        files += [out_dir / "plots" / p.name for p in pngs]
+    return ReportResult(out_dir, table, problems, ablations, files)

@@ -1,0 +1,73 @@
+"""`rolecraft sweep run-local`: a sweep's grid as plain Hydra runs here, one process per point.
+
+Each point gets a fixed run directory ``RUNS/<sweep>/<NNN>_<overrides>``; a point whose directory
+holds a readable ``metrics.json`` (written atomically as a run's last act) is done and skipped, so
+rerunning after a crash or Ctrl-C finishes only what is missing. A directory without it is a run
+that did not finish: it is cleared and run again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rolecraft.sweeps.experiments import PROGRAMS
+from rolecraft.sweeps.sweepfile import check_composes, expand, load_sweep
+
+
+def slug(overrides: list[str], limit: int = 90) -> str:
+    text = ",".join(o for o in overrides if not o.startswith(("tags=", "data.root=", "benchmark.root=")))
+    text = re.sub(r"[^\w.=,+-]+", "_", text)
+    return text[:limit] or "point"
+
+
+def is_complete(run_dir: Path) -> bool:
+    try:
+        return isinstance(json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")), dict)
+    except (OSError, ValueError):
+        return False
+
+
+@dataclass
+class LocalResult:
+    done: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, int]] = field(default_factory=list)
+
+
+def run_local(sweep_path: str | Path, runs_dir: str | Path, extra: list[str] | None = None,
+              dry_run: bool = False, log=print) -> LocalResult:
+    sweep = load_sweep(sweep_path)
+    extra = list(extra or [])
+    check_composes(sweep, sweep_path, extra)  # every point valid before the first one starts
+    points = expand(sweep)
+    root = Path(runs_dir).expanduser() / str(sweep.get("name") or Path(sweep_path).stem)
+    module = PROGRAMS[sweep["program"]]
+    res = LocalResult()
+    for i, point in enumerate(points):
+        run_dir = root / f"{i:03d}_{slug(point)}"
+        args = [*point, *extra]
+        if is_complete(run_dir):
+            res.skipped.append(run_dir)
+            log(f"[{i + 1}/{len(points)}] done already: {run_dir}")
+            continue
+        log(f"[{i + 1}/{len(points)}] {sweep['program']} {' '.join(args)}")
+        if dry_run:
+            continue
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # an unfinished run: start it again from scratch
+        t0 = time.perf_counter()
+        rc = subprocess.call([sys.executable, "-m", module, *args, f"hydra.run.dir={run_dir}"])
+        if rc == 0 and is_complete(run_dir):
+            res.done.append(run_dir)
+            log(f"[{i + 1}/{len(points)}] finished in {time.perf_counter() - t0:.0f}s: {run_dir}")
+        else:
+            res.failed.append((run_dir, rc))
+            log(f"[{i + 1}/{len(points)}] FAILED (exit {rc}): {run_dir}; rerun the same command to retry")
+    return res
