@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, cli_env, read_jsonl
+from conftest import REPO, cli_env
 from rolecraft.testing.fake_construct import construct_responder
-from rolecraft.testing.fake_openai import Content, Delay, Drop, FakeOpenAI, Status
+from rolecraft.testing.fake_openai import Delay, Drop, FakeOpenAI, Status
 
 KEY_ENV = "ROLECRAFT_TEST_LLM_KEY"
 DATA_FILES = ("meta.json", "characters.jsonl", "script.jsonl", "samples.jsonl")
@@ -101,6 +101,8 @@ def test_all_stages_end_to_end_then_a_warm_rerun_sends_nothing(server, raw_data,
     assert prov["stage"] == "annotate" and prov["model"] == "fake-chat"
     assert prov["params"] == {"temperature": 0.7, "top_p": 0.95, "max_tokens": 2048}
     assert len(prov["template_sha256"]) == 16
+    made = [u.provenance for u in ds.script] + [s.provenance for s in ds.samples if s.id.startswith(("qa-", "gen-"))]
+    assert all(p and p["model"] == "fake-chat" and p["template_sha256"] and p["params"] for p in made)
     # profile: only the incomplete one was written; the given facts were kept
     first, second = list(ds.characters.values())
     assert rep["records"]["profile"] == 1 and first.provenance["stage"] == "profile"
@@ -329,6 +331,8 @@ def test_dry_run_counts_what_the_journal_already_holds(server, raw_data, tmp_pat
     ("stage=annotat", "stage='annotat'"),
     ("construct.characters=['无名氏']", "known:"),
     ("construct.max_attempts=0", "max_attempts"),
+    ("llm.concurrency=0", "llm.concurrency=0: must be at least 1"),
+    ("llm.requests_per_minute=0", "must be positive"),
     ("construct.general.instructions=/nonexistent/x.jsonl", "no such file"),
 ])
 def test_bad_settings_fail_with_one_clear_line(server, raw_data, tmp_path, override, message):
@@ -386,3 +390,67 @@ def test_cost_comes_from_the_price_table_file(server, raw_data, tmp_path):
         construct(server, tmp_path, "c", "stage=annotate", f"llm.prices_file={prices}", journal="other.sqlite",
                   data=raw_data)
     assert server.count("chat") == before
+
+
+def test_qa_rounds_with_the_same_excerpt_are_separate_requests(server, raw_data, tmp_path):
+    """Two rounds can draw the same excerpt (few dialogues); each is its own journal entry, so a rerun
+    replays both answers instead of one (a model at temperature 0.7 answers each differently)."""
+    calls = []
+
+    def fresh_each_time(req):
+        calls.append(1)
+        out = json.loads(construct_responder(req))
+        return json.dumps([{**qa, "question": f"{qa['question']}#{len(calls)}"} for qa in out], ensure_ascii=False)
+
+    server.responders["fake-chat"] = fresh_each_time
+    args = ("stage=qa", "construct.qa.rounds=2", "construct.qa.excerpt_chars=100000", "construct.characters=['罗火旺']")
+    rep = construct(server, tmp_path, "a", *args, data=raw_data)
+    assert rep["stages"]["qa"]["requests"] == 2 and rep["records"]["qa"] == 6
+    rep2 = construct(server, tmp_path, "b", *args, data=raw_data)
+    assert len(calls) == 2 and rep2["records"]["qa"] == 6
+    assert files(tmp_path / "a" / "dataset") == files(tmp_path / "b" / "dataset")
+
+
+def test_a_200_without_a_usable_body_is_retried_never_journaled(server, raw_data, tmp_path):
+    server.inject("chat", Status(200, body="{not json"), Status(200, body={"error": {"message": "upstream down"}}))
+    rep = construct(server, tmp_path, "a", "stage=annotate", "construct.characters=['罗火旺']", data=raw_data)
+    st = rep["stages"]["annotate"]
+    assert st["failed"] == 0 and st["retries"] == 2
+    import sqlite3 as sq
+
+    with sq.connect(tmp_path / "journal.sqlite") as db:
+        contents = [r[0] for r in db.execute("SELECT content FROM answers")]
+    assert all(c.startswith("[") for c in contents) and len(contents) == st["requests"] - 2
+
+
+def test_retry_after_is_honoured(server, raw_data, tmp_path):
+    server.inject("chat", Status(429, retry_after=1))
+    construct(server, tmp_path, "a", "stage=annotate", "construct.characters=['罗火旺']", "llm.concurrency=1",
+              "llm.backoff_base=0.01", data=raw_data)
+    t = [r.time for r in server.requests if r.endpoint == "chat"]
+    assert t[1] - t[0] >= 0.95  # backoff alone would have waited ~0.01 s
+
+
+def test_a_request_the_endpoint_rejects_fails_alone(server, raw_data, tmp_path):
+    server.inject("chat", Status(400, body={"error": {"message": "maximum context length exceeded",
+                                                      "type": "invalid_request_error", "code": "context_length_exceeded"}}))
+    rep = construct(server, tmp_path, "a", "stage=annotate", "construct.characters=['罗火旺']", "llm.concurrency=1",
+                    data=raw_data)
+    assert len(rep["failures"]) == 1 and "context length" in rep["failures"][0]["error"]
+    assert rep["stages"]["annotate"]["done"] == rep["stages"]["annotate"]["tasks"] - 1
+    # not journaled: the next run asks it again
+    before = server.count("chat")
+    rep2 = construct(server, tmp_path, "b", "stage=annotate", "construct.characters=['罗火旺']", data=raw_data)
+    assert server.count("chat") == before + 1 and rep2["failures"] == []
+
+
+def test_a_refusal_stops_the_run_and_still_reports_what_was_paid(server, raw_data, tmp_path):
+    from rolecraft.errors import RolecraftError
+
+    server.inject("chat", Delay(0.0), Delay(0.0), Status(403))  # two normal answers, then a refusal
+    with pytest.raises(RolecraftError, match="403"):
+        construct(server, tmp_path, "a", "stage=annotate", "llm.concurrency=1", data=raw_data)
+    report = json.loads((tmp_path / "a" / "construct_report.json").read_text(encoding="utf-8"))
+    assert "403" in report["aborted"] and report["stages"]["annotate"]["requests"] >= 2
+    assert report["tokens_paid"]["prompt"] > 0
+    assert not (tmp_path / "a" / "dataset").exists()

@@ -57,6 +57,11 @@ def test_general_answers_stay_in_character_and_short():
             validate.parse_general(bad, 50)
     with pytest.raises(Invalid, match="太长"):
         validate.parse_general("好" * 51, 50)
+    # talking about AI in character is fine; only claiming to be one is not
+    for fine in ("人工智能？俺不懂那些洋玩意儿。", "我孙女天天跟那个AI助手聊天。"):
+        assert validate.parse_general(fine, 50) == fine
+    with pytest.raises(Invalid):
+        validate.parse_general("我是人工智能助手，可以帮你。", 50)
 
 
 def test_templates_have_both_sections_and_fill_every_placeholder():

@@ -26,7 +26,12 @@ class ApiError(RolecraftError):
 
 
 class ApiRefused(ApiError):
-    """An answer no retry can change (400, 401, 404 ...): the whole run should stop."""
+    """An answer no retry can change for any request (401, 403, 404: key, permission, URL or model):
+    the whole run should stop."""
+
+
+class ApiRejected(ApiError):
+    """This one request was refused (400, 413, 422: too long, filtered, malformed): the others may pass."""
 
 
 @dataclass
@@ -107,18 +112,29 @@ class Endpoint:
                 if before_try is not None:
                     await before_try()
                 return await call(), attempt + 1
-            except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as e:
-                if attempt >= self.cfg.max_retries:
-                    raise ApiError(f"{self.what}: {self.base_url} still failing after {attempt + 1} tries "
-                                   f"({_describe(e)}); raise {self.what}.max_retries or lower "
-                                   f"{self.what}.concurrency, then rerun (answers so far are cached)") from None
-                self.stats.retries += 1
-                await self._sleep(self._delay(attempt, e))
-                attempt += 1
+            except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError,
+                    openai.APIResponseValidationError, ValueError) as e:
+                # ValueError: a 200 whose body is not JSON (a proxy's error page); retried like a 5xx
+                failure = self._retry_or_give_up(attempt, e)
             except openai.APIStatusError as e:
-                hint = {401: f"check the key in ${self.cfg.api_key_env}", 404: "check base_url and the model name",
-                        400: "the endpoint rejected the request"}.get(e.status_code, "not retried")
-                raise ApiRefused(f"{self.what}: {self.base_url} answered {_describe(e)}; {hint}") from None
+                if e.status_code in (408, 409):  # timeout / conflict: the SDK's own policy retries these
+                    failure = self._retry_or_give_up(attempt, e)
+                elif e.status_code in (401, 403, 404):
+                    hint = {401: f"check the key in ${self.cfg.api_key_env}", 403: "the key lacks access to this model",
+                            404: "check base_url and the model name"}[e.status_code]
+                    raise ApiRefused(f"{self.what}: {self.base_url} answered {_describe(e)}; {hint}") from None
+                else:
+                    raise ApiRejected(f"{self.what}: {self.base_url} rejected a request: {_describe(e)}") from None
+            self.stats.retries += 1
+            await self._sleep(self._delay(attempt, failure))
+            attempt += 1
+
+    def _retry_or_give_up(self, attempt: int, e: Exception) -> Exception:
+        if attempt >= self.cfg.max_retries:
+            raise ApiError(f"{self.what}: {self.base_url} still failing after {attempt + 1} tries "
+                           f"({_describe(e)}); raise {self.what}.max_retries or lower "
+                           f"{self.what}.concurrency, then rerun (answers so far are cached)") from None
+        return e
 
     def _run(self, coros_factory, n: int, desc: str):
         async def main():

@@ -28,8 +28,13 @@ class Task:
     item: str  # stable name of the unit of work, e.g. "annotate/罗火旺/d1/0"
     messages: list[dict]
     parse: Callable[[str], Any]
-    expect_tokens: int = 200  # expected answer length, for rate limits and dry-run estimates
-    tag: str | None = None  # tells apart identical prompts asked more than once (e.g. 5 answers)
+    expect_tokens: int = 200  # expected answer length, for dry-run estimates
+
+    @property
+    def key_tag(self) -> str:
+        """Enters the journal key with the prompt: two tasks with the same prompt (two Q&A rounds that
+        drew the same excerpt, five answers to one instruction) are different requests."""
+        return self.item
 
 
 @dataclass
@@ -66,15 +71,15 @@ class StageStats:
 
 
 def _content_and_usage(data) -> tuple[str, int, int]:
-    """The first choice's text and the token usage of a Chat Completions JSON body."""
-    from rolecraft.api.client import ApiError
-
+    """The first choice's text and the token usage of a Chat Completions JSON body. A body without a
+    choice (a gateway's error wrapped in a 200) is an endpoint failure, never an (empty) answer: it
+    is retried like a 5xx (ValueError) and never journaled, so a later run asks again."""
     try:
-        content = data["choices"][0]["message"].get("content") or "" if data.get("choices") else ""
-    except (TypeError, KeyError, IndexError, AttributeError):
-        raise ApiError(f"llm: the endpoint's answer is not a Chat Completions object: {str(data)[:160]}") from None
+        content = data["choices"][0]["message"]["content"]
+    except (TypeError, KeyError, IndexError):
+        raise ValueError(f"the endpoint answered 200 without a message: {str(data)[:160]}") from None
     usage = data.get("usage") or {}
-    return str(content), int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    return str(content or ""), int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
 
 
 def feedback(reason: str) -> str:
@@ -95,9 +100,14 @@ class Engine:
              "seed": self.llm.seed}
         self.params = {k: v for k, v in p.items() if v is not None}
         self._pkey = params_key(self.params)
-        self.limiter = None
+        # one limiter for the whole run: a new stage must not start with a fresh burst
+        self.limiter = RateLimiter(self.llm.requests_per_minute, self.llm.tokens_per_minute, self.llm.burst_seconds)
 
     def run(self, stage: str, tasks: list[Task]) -> list[Outcome]:
+        items = [t.item for t in tasks]
+        if len(set(items)) != len(items):
+            dup = next(i for i in items if items.count(i) > 1)
+            raise ValueError(f"stage {stage}: two tasks are named {dup!r}; task names are journal keys and must be unique")
         st = self.stats.setdefault(stage, StageStats())
         st.tasks += len(tasks)
         t0 = time.perf_counter()
@@ -115,7 +125,8 @@ class Engine:
     async def _run_all(self, stage: str, tasks: list[Task], st: StageStats) -> list[Outcome]:
         if not tasks:
             return []
-        self.limiter = RateLimiter(self.llm.requests_per_minute, self.llm.tokens_per_minute, self.llm.burst_seconds)
+        self.limiter.new_loop()
+        waited_before = self.limiter.waited
         sem = asyncio.Semaphore(self.llm.concurrency)
         client = None
         bar = None
@@ -141,10 +152,18 @@ class Engine:
                 if bar is not None:
                     bar.update(1)
 
+        running = [asyncio.ensure_future(one(t)) for t in tasks]
         try:
-            return list(await asyncio.gather(*(one(t) for t in tasks)))
+            return list(await asyncio.gather(*running))
+        except BaseException:
+            # a refusal for every request (401/403/404) or Ctrl-C: stop the others before closing the
+            # client, so none starts a request on it (what they had received is already journaled)
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            raise
         finally:
-            st.rate_limit_wait_s += self.limiter.waited
+            st.rate_limit_wait_s += self.limiter.waited - waited_before
             if bar is not None:
                 bar.close()
             if client is not None:
@@ -175,26 +194,32 @@ class Engine:
 
     async def _ask(self, task: Task, messages: list[dict], attempt: int, get_client, sem, st: StageStats) -> str:
         model = self.llm.model
-        phash = prompt_hash(messages, task.tag)
+        phash = prompt_hash(messages, task.key_tag)
         hit = self.journal.get(model, phash, self._pkey)
         if hit is not None:
             st.answers_from_journal += 1
             st.journal_prompt_tokens += hit.prompt_tokens
             st.journal_completion_tokens += hit.completion_tokens
             return hit.content
-        estimate = estimate_messages(messages) + task.expect_tokens if self.limiter.active else 0
+        # what OpenAI counts against tokens/min when a request arrives: the prompt plus max_tokens
+        # (the surplus is booked back by settle() once the real usage is known)
+        expect = self.llm.max_tokens or task.expect_tokens
+        estimate = estimate_messages(messages) + expect if self.limiter.active else 0
         body = {"model": model, "messages": messages, **self.params}
-        async with sem:
-            client = get_client()
+
+        async def call():
             # the SDK's low-level post (its documented way to send a raw body): the same auth, errors
             # and transport as chat.completions.create, without building typed request/response
             # objects, which cost ~2 ms of CPU per request and showed up at 16-way concurrency
-            data, tries = await self.endpoint._with_retries(
-                lambda: client.post("/chat/completions", body=body, cast_to=object),
-                before_try=lambda: self.limiter.acquire(estimate))
+            data = await client.post("/chat/completions", body=body, cast_to=object)
+            return _content_and_usage(data)
+
+        async with sem:
+            client = get_client()
+            (content, pt, ct), tries = await self.endpoint._with_retries(
+                call, before_try=lambda: self.limiter.acquire(estimate))
         st.requests += tries
         st.retries += tries - 1
-        content, pt, ct = _content_and_usage(data)
         st.prompt_tokens += pt
         st.completion_tokens += ct
         self.limiter.settle(estimate, pt + ct)

@@ -65,7 +65,7 @@ def dry_run(cfg, ds, ctx, stages: list[str], journal_path: Path) -> dict:
         hits = 0
         if journal is not None:
             pk = params_key(ctx.params)
-            hits = sum(journal.get(cfg.llm.model, prompt_hash(t.messages, t.tag), pk) is not None for t in plan.tasks)
+            hits = sum(journal.get(cfg.llm.model, prompt_hash(t.messages, t.key_tag), pk) is not None for t in plan.tasks)
         rows.append((stage, len(plan.tasks), hits, pt, ct))
         for i, v in enumerate((len(plan.tasks), hits, pt, ct)):
             total[i] += v
@@ -87,20 +87,35 @@ def dry_run(cfg, ds, ctx, stages: list[str], journal_path: Path) -> dict:
             "completion_tokens": total[3], "cost_usd": cost_usd(total[2], total[3], price)}
 
 
+def _check_limits(cfg) -> None:
+    from rolecraft.errors import ConfigError
+
+    llm = cfg.llm
+    checks = [("construct.max_attempts", cfg.construct.max_attempts, 1), ("llm.concurrency", llm.concurrency, 1),
+              ("llm.max_retries", llm.max_retries, 0)]
+    for key, value, least in checks:
+        if value < least:
+            raise ConfigError(f"{key}={value}: must be at least {least}")
+    for key in ("requests_per_minute", "tokens_per_minute"):
+        value = getattr(llm, key)
+        if value is not None and value <= 0:
+            raise ConfigError(f"llm.{key}={value}: must be positive (or null for no limit)")
+    if llm.burst_seconds <= 0 or llm.timeout <= 0:
+        raise ConfigError(f"llm.burst_seconds={llm.burst_seconds}, llm.timeout={llm.timeout}: both must be positive")
+
+
 def run(cfg: DictConfig) -> dict:
-    from rolecraft.construct.costs import cost_usd, format_usd, price_of
+    from rolecraft.construct.costs import format_usd, price_of
     from rolecraft.construct.engine import Engine
     from rolecraft.construct.journal import Journal
     from rolecraft.construct.stages import PLANNERS, Context
     from rolecraft.construct.templates import load_template
     from rolecraft.data import resolve_data_root, schema
-    from rolecraft.errors import ConfigError
     from rolecraft.fileio import write_json
 
     c = cfg.construct
     stages = stages_of(cfg.stage)
-    if c.max_attempts < 1:
-        raise ConfigError(f"construct.max_attempts={c.max_attempts}: must be at least 1")
+    _check_limits(cfg)
     price = price_of(cfg.llm)  # a bad price table fails here, before anything is paid
     ds = schema.load(resolve_data_root(c.input))
     run_dir = Path(cfg.paths.output_dir)
@@ -114,7 +129,8 @@ def run(cfg: DictConfig) -> dict:
 
     journal = Journal(journal_path)
     engine = Engine(cfg.llm, journal, max_attempts=c.max_attempts, progress=c.progress)
-    failures, produced = [], {}
+    failures, produced, skipped = [], {}, {}
+    run_dir.mkdir(parents=True, exist_ok=True)
     try:
         for stage in stages:
             plan = PLANNERS[stage](ds, ctx)
@@ -122,29 +138,25 @@ def run(cfg: DictConfig) -> dict:
                 print(f"note: {note}", file=sys.stderr)
             outcomes = engine.run(stage, plan.tasks)
             produced[stage] = plan.apply(outcomes)
+            if plan.skipped:
+                skipped[stage] = plan.skipped
             bad = [o for o in outcomes if not o.ok]
             failures += [{"stage": stage, "item": o.task.item, "attempts": o.attempts, "error": o.error,
                           "last_answer": o.last_answer} for o in bad]
             ds.meta.setdefault("construction", []).append({
                 "stage": stage, "model": cfg.llm.model, "params": params,
                 "template_sha256": load_template(stage).sha256[:16], "records": produced[stage], "failed": len(bad)})
+    except BaseException as e:  # refused endpoint, Ctrl-C: keep the accounting of what was paid
+        write_json(run_dir / "construct_report.json", _report(cfg, engine, stages, produced, skipped, failures, out,
+                                                              journal_path, params, price, aborted=str(e) or type(e).__name__))
+        raise
     finally:
         journal.close()
     schema.save(ds, out)
     schema.load(out)  # what we wrote must read back as a valid dataset
 
-    stats = {s: engine.stats[s].as_dict() for s in stages if s in engine.stats}
-    paid = [sum(v["prompt_tokens"] for v in stats.values()), sum(v["completion_tokens"] for v in stats.values())]
-    reused = [sum(v["journal_prompt_tokens"] for v in stats.values()),
-              sum(v["journal_completion_tokens"] for v in stats.values())]
-    report = {
-        "stages": stats, "records": produced, "failures": failures, "out": str(out), "journal": str(journal_path),
-        "model": cfg.llm.model, "params": params, "price_usd_per_1m_tokens": list(price) if price else None,
-        "tokens_paid": {"prompt": paid[0], "completion": paid[1]},
-        "cost_usd": cost_usd(*paid, price),
-        "tokens_reused_from_journal": {"prompt": reused[0], "completion": reused[1]},
-        "cost_saved_usd": cost_usd(*reused, price),
-    }
+    report = _report(cfg, engine, stages, produced, skipped, failures, out, journal_path, params, price)
+    stats, paid, reused = report["stages"], report["tokens_paid"], report["tokens_reused_from_journal"]
     report_path = run_dir / "construct_report.json"
     write_json(report_path, report)
 
@@ -152,14 +164,37 @@ def run(cfg: DictConfig) -> dict:
         print(f"{s}: {v['tasks']} tasks, {v['done']} ok, {v['failed']} failed, {v['reasks']} re-asked; "
               f"{v['requests']} requests ({v['retries']} retries), {v['answers_from_journal']} answers from the journal; "
               f"{produced[s]} records; {v['seconds']:.1f}s")
-    print(f"tokens paid: {paid[0]} prompt + {paid[1]} completion = {format_usd(report['cost_usd'])} ({cfg.llm.model}); "
-          f"reused from the journal: {reused[0] + reused[1]} tokens = {format_usd(report['cost_saved_usd'])}")
+    for s, items in skipped.items():
+        print(f"{s}: {len(items)} answer(s) not added (already in the dataset), listed in the report")
+    print(f"tokens paid: {paid['prompt']} prompt + {paid['completion']} completion = {format_usd(report['cost_usd'])} "
+          f"({cfg.llm.model}); reused from the journal: {reused['prompt'] + reused['completion']} tokens = "
+          f"{format_usd(report['cost_saved_usd'])}")
     print(f"wrote {out}")
     print(f"report {report_path}")
     if failures:
         print(f"warning: {len(failures)} task(s) failed and changed nothing (listed in the report). Endpoint "
               f"failures are retried by a rerun; for answers that stayed invalid, raise construct.max_attempts "
               f"(the journal replays the earlier tries for free)", file=sys.stderr)
+    return report
+
+
+def _report(cfg, engine, stages, produced, skipped, failures, out, journal_path, params, price, aborted=None) -> dict:
+    from rolecraft.construct.costs import cost_usd
+
+    stats = {s: engine.stats[s].as_dict() for s in stages if s in engine.stats}
+    paid = [sum(v["prompt_tokens"] for v in stats.values()), sum(v["completion_tokens"] for v in stats.values())]
+    reused = [sum(v["journal_prompt_tokens"] for v in stats.values()),
+              sum(v["journal_completion_tokens"] for v in stats.values())]
+    report = {
+        "stages": stats, "records": produced, "skipped": skipped, "failures": failures, "out": str(out),
+        "journal": str(journal_path), "model": cfg.llm.model, "params": params,
+        "price_usd_per_1m_tokens": list(price) if price else None,
+        "tokens_paid": {"prompt": paid[0], "completion": paid[1]}, "cost_usd": cost_usd(*paid, price),
+        "tokens_reused_from_journal": {"prompt": reused[0], "completion": reused[1]},
+        "cost_saved_usd": cost_usd(*reused, price),
+    }
+    if aborted is not None:
+        report["aborted"] = " ".join(aborted.split())
     return report
 
 

@@ -46,10 +46,14 @@ class RateLimiter:
     """Both limits at once; callers are served first come, first served."""
 
     def __init__(self, requests_per_minute: float | None, tokens_per_minute: float | None, burst_seconds: float = 6.0):
-        self.requests = TokenBucket(requests_per_minute, burst_seconds) if requests_per_minute else None
-        self.tokens = TokenBucket(tokens_per_minute, burst_seconds) if tokens_per_minute else None
+        self.requests = TokenBucket(requests_per_minute, burst_seconds) if requests_per_minute is not None else None
+        self.tokens = TokenBucket(tokens_per_minute, burst_seconds) if tokens_per_minute is not None else None
         self._lock = asyncio.Lock()
         self.waited = 0.0
+
+    def new_loop(self) -> None:
+        """The buckets carry over between event loops (stages); the lock must belong to the new one."""
+        self._lock = asyncio.Lock()
 
     @property
     def active(self) -> bool:

@@ -43,6 +43,7 @@ class Plan:
     tasks: list[Task]
     apply: Callable[[list[Outcome]], int]
     notes: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # valid answers not added (e.g. a question already there)
 
 
 def _messages(system: str, user: str) -> list[dict]:
@@ -197,6 +198,7 @@ def plan_qa(ds: RoleInstruct, ctx: Context) -> Plan:
                 continue
             for q, a in o.value:
                 if (ch, q) in seen:
+                    plan.skipped.append(f"{o.task.item}: question already in the dataset: {q[:60]}")
                     continue
                 seen.add((ch, q))
                 ds.samples.append(Sample(f"qa-{stable_id(ch, q)}", "specific", ch, q, [a],
@@ -205,7 +207,8 @@ def plan_qa(ds: RoleInstruct, ctx: Context) -> Plan:
                 n += 1
         return n
 
-    return Plan("qa", tasks, apply)
+    plan = Plan("qa", tasks, apply)
+    return plan
 
 
 # ---- general instructions in character -----------------------------------------------------
@@ -260,7 +263,11 @@ def plan_general(ds: RoleInstruct, ctx: Context) -> Plan:
         pool = pool[:cfg.max_instructions]
     t = load_template("general")
     notes: list[str] = []
-    existing = {(s.character, s.instruction) for s in ds.samples if s.kind == "general"}
+    # a pair is done when it has its answers, or when it came from elsewhere (hand-written, imported);
+    # a constructed pair with fewer answers (some failed) is planned again: the journal replays the
+    # answers it has and only the missing ones are asked
+    existing = {(s.character, s.instruction) for s in ds.samples if s.kind == "general"
+                and (len(s.references) >= cfg.answers or not s.provenance or s.provenance.get("stage") != "general")}
     tasks, keys = [], []
     for ch in ctx.characters:
         own = sorted((s for s in ds.samples if s.kind == "specific" and s.character == ch and s.split == "train"),
@@ -278,8 +285,7 @@ def plan_general(ds: RoleInstruct, ctx: Context) -> Plan:
             for k in range(cfg.answers):
                 tasks.append(Task("general", f"general/{ch}/{stable_id(q)}/{k}",
                                   head + [{"role": "user", "content": t.user_text(instruction=q)}],
-                                  partial(validate.parse_general, max_chars=cfg.max_chars), expect_tokens=80,
-                                  tag=f"answer-{k}"))
+                                  partial(validate.parse_general, max_chars=cfg.max_chars), expect_tokens=80))
                 keys.append((ch, q))
 
     def apply(outcomes: list[Outcome]) -> int:

@@ -12,10 +12,11 @@ from rolecraft.data.schema import EMOTION_ZH, EMOTIONS
 
 _ZH_TO_LABEL = {zh: en for en, zh in EMOTION_ZH.items()}
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
-# phrases by which a role-play answer gives itself away as an AI
-_AI_TELLS = re.compile(r"人工智能|语言模型|AI助手|AI 助手|作为一个AI|作为AI|我是AI|我是一个AI|虚拟助手|智能助手|"
-                       r"as an AI|language model|AI assistant", re.IGNORECASE)
-
+# a role-play answer that identifies itself as an AI (talking ABOUT AI, in character, is fine)
+_AI_TELLS = re.compile(
+    r"(作为|我是|我只是|我就是|身为)(一个|一名|个)?(AI|人工智能|语言模型|大模型|聊天机器人|虚拟助手|智能助手|AI助手|AI 助手)"
+    r"|\bas an AI\b|\bI(?: am|'m) (?:an AI|a language model|an artificial intelligence|a virtual assistant)"
+    r"|\bas a language model\b", re.IGNORECASE)
 
 class Invalid(ValueError):
     """The answer breaks the stage's rules; ``str(e)`` tells the model what to fix."""

@@ -113,11 +113,11 @@ def check_composes(sweep: dict, path: str | Path, extra: list[str] | None = None
             overrides = [*point, *(extra or [])]
             try:
                 compose(name, overrides=overrides)
-            except (HydraException, OmegaConfBaseException) as e:
+            except (HydraException, OmegaConfBaseException, ValueError) as e:
                 for ov in overrides:  # find the culprit: the first override that fails on its own
                     try:
                         compose(name, overrides=[ov])
-                    except (HydraException, OmegaConfBaseException) as e1:
+                    except (HydraException, OmegaConfBaseException, ValueError) as e1:
                         key, _, value = ov.partition("=")
                         hint = (" (YAML 1.1 reads on/off as booleans: quote them, values: [\"on\", \"off\"])"
                                 if value in ("True", "False") else "")
