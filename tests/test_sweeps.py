@@ -117,7 +117,7 @@ def test_unknown_experiment_lists_the_known_ones(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def grid_runs(tmp_path_factory):
+def grid_runs(tmp_path_factory, cache_dir):
     """A 2x2 grid (emotions x seed) on the tiny model, run with run-local, killed after the first point
     and rerun: (runs dir, experiment file, outputs of both invocations, first run's mtime)."""
     tmp = tmp_path_factory.mktemp("grid")
@@ -127,23 +127,27 @@ def grid_runs(tmp_path_factory):
         "fixed: {" + ", ".join(f"{k}: {v}" for k, v in (o.split("=") for o in QUICK)) + "}",
         "rows: emotions", 'row_labels: {"on": with emotion labels, "off": without emotion labels}',
         "columns: [rouge_l/avg, rouge_l/spe]", "paper: table5", 'compare: [["on", "off"]]', "plot: grouped_bars", ""]))
-    env = cli_env(tmp / "cache")
+    env = cli_env(cache_dir)
     r = rolecraft("sweep", "generate", exp, "--out", tmp / "sweeps", env=env)
     assert r.returncode == 0, r.stderr
     sweep = tmp / "sweeps" / "tiny_emotions.yaml"
     runs = tmp / "runs"
+    log = open(tmp / "killed.log", "w")  # a file, not a pipe: nobody reads a pipe while we wait
     p = subprocess.Popen([sys.executable, "-m", "rolecraft.cli", "sweep", "run-local", str(sweep), "--runs-dir", str(runs)],
-                         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         start_new_session=True)
+                         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 400
     first = None
     while time.time() < deadline and first is None:
         done = sorted(runs.glob("tiny_emotions/*/metrics.json"))
         first = done[0] if done else None
         time.sleep(0.2)
-    assert first is not None, "the first grid point never finished"
+    if first is None:
+        os.killpg(p.pid, signal.SIGKILL)
+    assert first is not None, "the first grid point never finished: " + (tmp / "killed.log").read_text()[-3000:]
     os.killpg(p.pid, signal.SIGKILL)  # the runner and the run it had started next
-    killed_out = p.communicate()[0]
+    p.wait()
+    log.close()
+    killed_out = (tmp / "killed.log").read_text()
     mtime = first.stat().st_mtime_ns
     r = rolecraft("sweep", "run-local", sweep, "--runs-dir", runs, env=env, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -239,10 +243,10 @@ def test_report_from_a_wandb_api_stub(grid_runs, tmp_path):
 
 
 @pytest.mark.slow
-def test_wandb_offline_run_records_config_group_summaries_table_and_adapter(tmp_path):
+def test_wandb_offline_run_records_config_group_summaries_table_and_adapter(tmp_path, cache_dir):
     from rolecraft.testing.wandb_offline import summary_of
 
-    env = cli_env(tmp_path / "cache")
+    env = cli_env(cache_dir)
     env["WANDB_MODE"] = "offline"
     env["HF_TOKEN"] = "hf-secret-" + "x" * 8
     out = tmp_path / "run"
@@ -264,9 +268,9 @@ def test_wandb_offline_run_records_config_group_summaries_table_and_adapter(tmp_
 
 
 @pytest.mark.slow
-def test_a_grid_through_the_submitit_launcher(tmp_path):
+def test_a_grid_through_the_submitit_launcher(tmp_path, cache_dir):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[slurm]' (in .[dev])")
-    env = cli_env(tmp_path / "cache", tmp_path / "multi")
+    env = cli_env(cache_dir, tmp_path / "multi")
     r = subprocess.run([sys.executable, str(REPO / "train.py"), "-m", "hydra/launcher=local", "seed=1,2", *QUICK],
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
