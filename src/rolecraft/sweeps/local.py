@@ -21,9 +21,15 @@ from rolecraft.sweeps.experiments import PROGRAMS
 from rolecraft.sweeps.sweepfile import check_composes, expand, load_sweep
 
 
-def slug(overrides: list[str], limit: int = 90) -> str:
-    text = ",".join(o for o in overrides if not o.startswith(("tags=", "data.root=", "benchmark.root=")))
-    text = re.sub(r"[^\w.=,+-]+", "_", text)
+def slug(overrides: list[str], swept: set[str], limit: int = 80) -> str:
+    """The swept values as a directory name: ``emotions-on_seed-1`` (no '=' or ',', which Hydra's
+    override grammar would trip on in ``hydra.run.dir``)."""
+    parts = []
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if key in swept:
+            parts.append(f"{key.split('.')[-1]}-{value}")
+    text = re.sub(r"[^\w.+-]+", "-", "_".join(parts))
     return text[:limit] or "point"
 
 
@@ -49,9 +55,10 @@ def run_local(sweep_path: str | Path, runs_dir: str | Path, extra: list[str] | N
     points = expand(sweep)
     root = Path(runs_dir).expanduser() / str(sweep.get("name") or Path(sweep_path).stem)
     module = PROGRAMS[sweep["program"]]
+    swept = {k for k, spec in sweep["parameters"].items() if "values" in spec}
     res = LocalResult()
     for i, point in enumerate(points):
-        run_dir = root / f"{i:03d}_{slug(point)}"
+        run_dir = root / f"{i:03d}_{slug(point, swept)}"
         args = [*point, *extra]
         if is_complete(run_dir):
             res.skipped.append(run_dir)
