@@ -10,6 +10,7 @@
     rolecraft human import SHEET.csv [...] --key DIR/key.json [--out results.json]
     rolecraft sweep generate [NAME ...] [--check] | expand FILE [--check] | run-local FILE [--runs-dir DIR] [--set K=V]
     rolecraft report EXPERIMENT --runs DIR [--wandb ENTITY/PROJECT] --out OUT
+    rolecraft retrieval eval DIR [--backend lexical,bge,openai] [--queries reply|qa] [--k 1,3,5,10]
 
 DIR may be ``embedded:demo`` (the demo dataset shipped in the package). Errors print one line
 ``error: ...`` on stderr and exit 2 (``data validate``: exit 1 when the dataset is invalid).
@@ -184,6 +185,47 @@ def _cmd_human_import(args: argparse.Namespace) -> int:
     write_json(out, res)
     print(human.format_table(res))
     print(f"results written to {out}")
+    return 0
+
+
+# ---- retrieval -----------------------------------------------------------------------
+
+
+def _cmd_retrieval_eval(args: argparse.Namespace) -> int:
+    from omegaconf import OmegaConf
+
+    from rolecraft.config import RetrievalConfig
+    from rolecraft.data import schema
+    from rolecraft.retrieval.index import build_retriever
+    from rolecraft.retrieval.quality import evaluate, qa_queries, reply_queries
+
+    ds = schema.load(_dataset_root(args.dir))
+    queries = reply_queries(ds) if args.queries == "reply" else qa_queries(ds)
+    if args.max_queries:
+        queries = queries[:: max(1, len(queries) // args.max_queries)][: args.max_queries]
+    if not queries:
+        raise DataError(f"{args.dir}: no labelled {args.queries!r} queries (qa needs samples made by "
+                        f"`construct.py stage=qa`, which record their excerpt)")
+    ks = sorted({int(k) for k in args.k.split(",")})
+    results = {}
+    for backend in args.backend.split(","):
+        rcfg = OmegaConf.structured(RetrievalConfig(backend=backend, k=max(ks), budget=10**9,
+                                                    model=args.model or RetrievalConfig.model))
+        if args.api_key_env is not None:
+            rcfg.endpoint.api_key_env = args.api_key_env
+        if args.base_url:
+            rcfg.endpoint.base_url = args.base_url
+        t0 = time.perf_counter()
+        res = evaluate(build_retriever(rcfg, ds, args.cache_dir), queries, ks)
+        res["seconds"] = round(time.perf_counter() - t0, 2)
+        results[backend] = res
+        print(f"{backend}: {res['queries']} {args.queries} queries; "
+              + ", ".join(f"recall@{k} {res[f'recall@{k}']:.3f} (random {res[f'random_recall@{k}']:.3f})" for k in ks)
+              + f"; MRR@10 {res['mrr@10']:.3f}; {res['seconds']}s")
+    if args.json:
+        from rolecraft.fileio import write_json
+
+        write_json(Path(args.json), {"data": args.dir, "queries": args.queries, "results": results})
     return 0
 
 
@@ -363,6 +405,23 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", required=True, help="output directory (written atomically)")
     rp.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples for ablations (default 2000)")
     rp.set_defaults(func=_cmd_report)
+
+    rt = groups.add_parser("retrieval", help="measure retrieval of character context")
+    rt_cmds = rt.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
+    rt_cmds.required = True
+    re_ = rt_cmds.add_parser("eval", help="recall@k per backend on labelled queries from the data")
+    re_.add_argument("dir", help="dataset directory or 'embedded:demo'")
+    re_.add_argument("--backend", default="lexical", help="comma list of lexical, bge, openai (default lexical)")
+    re_.add_argument("--queries", choices=["reply", "qa"], default="reply",
+                     help="reply: what was said -> the character's reply; qa: constructed question -> its excerpt")
+    re_.add_argument("--k", default="1,3,5,10", help="comma list of k (default 1,3,5,10)")
+    re_.add_argument("--model", help="bge: sentence-transformers path or id; openai: embedding model name")
+    re_.add_argument("--base-url", help="openai: endpoint base URL")
+    re_.add_argument("--api-key-env", help="openai: environment variable holding the key ('' for none)")
+    re_.add_argument("--max-queries", type=int, help="evaluate an evenly spaced subset")
+    re_.add_argument("--cache-dir", default="~/.cache/rolecraft", help="where dense indexes are stored")
+    re_.add_argument("--json", help="also write the results to this JSON file")
+    re_.set_defaults(func=_cmd_retrieval_eval)
     return parser
 
 

@@ -42,6 +42,47 @@ class DataConfig:
 
 
 @dataclass
+class EndpointConfig:
+    """An OpenAI-compatible HTTP endpoint. The key is read from the environment, never stored."""
+
+    # null = api.openai.com; e.g. http://localhost:8000/v1 (vLLM) or a provider's compatible URL
+    base_url: Optional[str] = None
+    # name of the environment variable that holds the API key (the key itself never enters a config)
+    api_key_env: str = "OPENAI_API_KEY"
+    # requests in flight at once
+    concurrency: int = 8
+    # retries after the first try, on 429, 5xx, timeouts and connection errors
+    max_retries: int = 6
+    # seconds per request
+    timeout: float = 60.0
+    # exponential backoff: base * 2^attempt seconds (with jitter), capped; a Retry-After header wins
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    # answers are cached on disk by (endpoint, model, request): a rerun does not pay twice
+    cache: bool = True
+
+
+@dataclass
+class RetrievalConfig:
+    """Character context by retrieval (the paper's BGE step): the passages most relevant to the question
+    become the prompt's exemplars, at training and at inference."""
+
+    # none (evenly spread exemplars) | lexical (BM25, offline) | bge (sentence-transformers) | openai
+    backend: str = "none"
+    # passages per question, and the most characters they may take together
+    k: int = 6
+    budget: int = 600
+    # what is indexed per character: its script lines and/or its profile facts
+    sources: List[str] = field(default_factory=lambda: ["script", "profile"])
+    # bge: a sentence-transformers model path or id; openai: the embedding model name
+    model: str = "BAAI/bge-large-zh-v1.5"
+    # bge: prefix of queries (null = BGE's own for bge-*-zh-v1.5 models, none otherwise)
+    query_instruction: Optional[str] = None
+    device: Optional[str] = None
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+
+
+@dataclass
 class EmotionsConfig:
     # whether emotion labels appear in what the model sees (the paper's Table 5 ablation)
     enabled: bool = True
@@ -187,6 +228,7 @@ class PathsConfig:
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     emotions: EmotionsConfig = field(default_factory=EmotionsConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -202,27 +244,6 @@ class TrainConfig:
 
 
 # ---- evaluate.py ---------------------------------------------------------------------------
-
-
-@dataclass
-class EndpointConfig:
-    """An OpenAI-compatible HTTP endpoint. The key is read from the environment, never stored."""
-
-    # null = api.openai.com; e.g. http://localhost:8000/v1 (vLLM) or a provider's compatible URL
-    base_url: Optional[str] = None
-    # name of the environment variable that holds the API key (the key itself never enters a config)
-    api_key_env: str = "OPENAI_API_KEY"
-    # requests in flight at once
-    concurrency: int = 8
-    # retries after the first try, on 429, 5xx, timeouts and connection errors
-    max_retries: int = 6
-    # seconds per request
-    timeout: float = 60.0
-    # exponential backoff: base * 2^attempt seconds (with jitter), capped; a Retry-After header wins
-    backoff_base: float = 1.0
-    backoff_max: float = 60.0
-    # answers are cached on disk by (endpoint, model, request): a rerun does not pay twice
-    cache: bool = True
 
 
 @dataclass
@@ -302,6 +323,8 @@ class JudgeConfig:
 class EvaluateConfig:
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     answers: AnswersConfig = field(default_factory=AnswersConfig)
+    # answers=model/openai: how the character context is chosen (answers=run uses the run's own setting)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     # answers=model: the base model preset (same group as train.py)
     model: ModelConfig = field(default_factory=ModelConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)

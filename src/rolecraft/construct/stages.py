@@ -148,12 +148,13 @@ def plan_profile(ds: RoleInstruct, ctx: Context) -> Plan:
 # ---- qa (Context-Instruct) -----------------------------------------------------------------
 
 
-def script_excerpt(ds: RoleInstruct, character: str, budget: int, rng: random.Random) -> str:
+def script_excerpt(ds: RoleInstruct, character: str, budget: int, rng: random.Random) -> tuple[str, list[str]]:
     """Dialogues in random order, line by line with emotions, until ``budget`` characters; blocks
-    from different dialogues are separated by "……" (a discontinuous excerpt, as in the paper)."""
+    from different dialogues are separated by "……" (a discontinuous excerpt, as in the paper).
+    Returns the text and the ids of its lines (recorded, so retrieval can be scored against them)."""
     dialogues = list(_dialogues(ds, character).values())
     rng.shuffle(dialogues)
-    blocks, used, full = [], 0, False
+    blocks, used, full, ids = [], 0, False, []
     for d in dialogues:
         block = []
         for u in d:
@@ -162,6 +163,7 @@ def script_excerpt(ds: RoleInstruct, character: str, budget: int, rng: random.Ra
                 full = True
                 break
             block.append(line)
+            ids.append(u.id)
             used += len(line) + 1
         if block:
             blocks.append("\n".join(block))
@@ -170,8 +172,8 @@ def script_excerpt(ds: RoleInstruct, character: str, budget: int, rng: random.Ra
             break
     if not blocks and dialogues:  # a single line longer than the budget: cut it
         u = dialogues[0][0]
-        return _line(u.speaker, u.text, u.emotion)[:budget]
-    return "\n……\n".join(blocks)
+        return _line(u.speaker, u.text, u.emotion)[:budget], [u.id]
+    return "\n……\n".join(blocks), ids
 
 
 def plan_qa(ds: RoleInstruct, ctx: Context) -> Plan:
@@ -183,17 +185,18 @@ def plan_qa(ds: RoleInstruct, ctx: Context) -> Plan:
     for ch in ctx.characters:
         for r in range(cfg.rounds):
             rng = random.Random(f"{ctx.seed}/qa/{ch}/{r}")
-            excerpt = script_excerpt(ds, ch, cfg.excerpt_chars, rng) or "（无剧本）"
+            excerpt, excerpt_ids = script_excerpt(ds, ch, cfg.excerpt_chars, rng)
+            excerpt = excerpt or "（无剧本）"
             user = t.user_text(character=ch, profile=_profile_text(ds.characters[ch].profile), excerpt=excerpt,
                                n=cfg.questions)
             tasks.append(Task("qa", f"qa/{ch}/{r}", _messages(t.system_text(n=cfg.questions), user),
                               partial(validate.parse_qa, n=cfg.questions), expect_tokens=90 * cfg.questions))
-            owners.append((ch, r))
+            owners.append((ch, r, excerpt_ids))
 
     def apply(outcomes: list[Outcome]) -> int:
         seen = {(s.character, s.instruction) for s in ds.samples if s.kind == "specific"}
         n = 0
-        for o, (ch, r) in zip(outcomes, owners):
+        for o, (ch, r, excerpt_ids) in zip(outcomes, owners):
             if not o.ok:
                 continue
             for q, a in o.value:
@@ -203,7 +206,7 @@ def plan_qa(ds: RoleInstruct, ctx: Context) -> Plan:
                 seen.add((ch, q))
                 ds.samples.append(Sample(f"qa-{stable_id(ch, q)}", "specific", ch, q, [a],
                                          assign_split(split_key("specific", ch, q)),
-                                         ctx.provenance("qa", o.attempts, round=r)))
+                                         ctx.provenance("qa", o.attempts, round=r, excerpt=excerpt_ids)))
                 n += 1
         return n
 

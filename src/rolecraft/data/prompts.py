@@ -27,7 +27,8 @@ def format_exemplar(u: Utterance, emotions: bool) -> str:
     return u.text
 
 
-def system_prompt(character: Character, exemplars: list[Utterance], emotions: bool) -> str:
+def system_prompt(character: Character, exemplars: list[Utterance], emotions: bool,
+                  retrieved: list | None = None) -> str:
     name = character.name
     parts = [
         f"你是{name}。请完全以{name}的身份、语气和说话风格回答，不要说自己是AI或语言模型，回答简洁自然。",
@@ -37,17 +38,30 @@ def system_prompt(character: Character, exemplars: list[Utterance], emotions: bo
     if exemplars:
         parts.append("【台词示例（括号内为当时的情绪）】" if emotions else "【台词示例】")
         parts.extend(format_exemplar(u, emotions) for u in exemplars)
+    if retrieved:
+        parts.append("【与问题相关的台词和设定（括号内为当时的情绪）】" if emotions else "【与问题相关的台词和设定】")
+        for p in retrieved:  # emotions=off strips the labels of retrieved lines too
+            label = f"（{EMOTION_ZH[p.emotion]}）" if emotions and p.kind == "line" and p.emotion else ""
+            parts.append(label + p.text)
     return "\n".join(parts)
 
 
 class PromptBuilder:
-    """Caches each character's system prompt; one builder per (dataset, emotions, n)."""
+    """Caches each character's system prompt; one builder per (dataset, emotions, n).
 
-    def __init__(self, ds: RoleInstruct, emotions: bool, num_exemplars: int):
+    With a ``retriever`` (rolecraft.retrieval) the exemplars are the passages most relevant to each
+    question instead of lines evenly spread over the script, so the system prompt is per question.
+    """
+
+    def __init__(self, ds: RoleInstruct, emotions: bool, num_exemplars: int, retriever=None):
         self.ds, self.emotions, self.num_exemplars = ds, emotions, num_exemplars
+        self.retriever = retriever
         self._system: dict[str, str] = {}
 
-    def system(self, character: str) -> str:
+    def system(self, character: str, query: str | None = None) -> str:
+        if self.retriever is not None and query is not None:
+            return system_prompt(self.ds.characters[character], [], self.emotions,
+                                 self.retriever.search(character, query))
         if character not in self._system:
             c = self.ds.characters[character]
             # sources sometimes spell the speaker differently from the character (profile name)
@@ -58,7 +72,7 @@ class PromptBuilder:
 
     def messages(self, sample: Sample, answer: str | None = None) -> list[dict]:
         msgs = [
-            {"role": "system", "content": self.system(sample.character)},
+            {"role": "system", "content": self.system(sample.character, sample.instruction)},
             {"role": "user", "content": sample.instruction},
         ]
         if answer is not None:

@@ -188,9 +188,19 @@ def generate_answers(cfg, bench: Benchmark, model, tok, model_cfg, num_exemplars
     return {it.key: p for it, p in zip(bench.items, preds)}, stats
 
 
+def _use_retrieval(rcfg, bench: Benchmark, cache_dir) -> None:
+    """Retrieval needs the character's script: only for benchmarks that carry the dataset."""
+    if rcfg is None or rcfg.backend == "none" or bench.dataset is None:
+        return
+    from rolecraft.retrieval.index import build_retriever
+
+    bench.retriever = build_retriever(rcfg, bench.dataset, cache_dir)
+
+
 def from_model(cfg, bench: Benchmark) -> Answers:
     from rolecraft.modeling.base import load_base
 
+    _use_retrieval(cfg.retrieval, bench, cfg.paths.cache_dir)
     model, tok, _ = load_base(cfg.model, cfg.paths.cache_dir)
     preds, stats = generate_answers(cfg, bench, model, tok, cfg.model, cfg.benchmark.num_exemplars,
                                     cfg.benchmark.emotions, cfg.answers.max_source_length)
@@ -221,7 +231,8 @@ def from_run(cfg, bench: Benchmark) -> Answers:
     if not a.path:
         raise ConfigError("answers=run needs answers.path=RUN_DIR (a finished train.py run directory)")
     model, tok, run_cfg = load_run(a.path, cfg.paths.cache_dir)
-    # the prompt the adapter was trained on: its exemplar count and emotion setting
+    # the prompt the adapter was trained on: its exemplar count, emotion and retrieval settings
+    _use_retrieval(run_cfg.get("retrieval"), bench, cfg.paths.cache_dir)
     preds, stats = generate_answers(cfg, bench, model, tok, run_cfg.model, run_cfg.data.num_exemplars,
                                     run_cfg.emotions.enabled, run_cfg.data.max_source_length)
     return Answers(a.name or Path(a.path).name, preds, stats)
@@ -239,6 +250,7 @@ def from_openai(cfg, bench: Benchmark) -> Answers:
 
     a, g = cfg.answers, cfg.generation
     ep = Endpoint(a.endpoint, "answers.endpoint", api_cache_path(cfg), progress=True)
+    _use_retrieval(cfg.retrieval, bench, cfg.paths.cache_dir)
     convs = [bench.messages(it, cfg.benchmark.num_exemplars, cfg.benchmark.emotions) for it in bench.items]
     t0 = time.perf_counter()
     results = ep.chat_many(a.model, convs, temperature=g.temperature if g.do_sample else 0.0,

@@ -45,7 +45,7 @@ class Benchmark:
             from rolecraft.data.schema import Sample
 
             if getattr(self, "_prompts", None) is None:
-                self._prompts = PromptBuilder(self.dataset, emotions, num_exemplars)
+                self._prompts = PromptBuilder(self.dataset, emotions, num_exemplars, getattr(self, "retriever", None))
             s = Sample(item.key, item.kind, item.character, item.question, item.references, "test")
             return self._prompts.messages(s)
         msgs = []

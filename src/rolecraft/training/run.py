@@ -53,7 +53,10 @@ def run(cfg) -> dict | None:
     test = evaluation_samples(ds, cfg.eval.split, cfg.data.max_eval_samples) if cfg.eval.enabled else []
     if not train:
         raise ConfigError(f"data.mix={cfg.data.mix}: no training samples in {cfg.data.root}")
-    prompts = PromptBuilder(ds, emotions=cfg.emotions.enabled, num_exemplars=cfg.data.num_exemplars)
+    from rolecraft.retrieval.index import build_retriever
+
+    prompts = PromptBuilder(ds, emotions=cfg.emotions.enabled, num_exemplars=cfg.data.num_exemplars,
+                            retriever=build_retriever(cfg.retrieval, ds, cfg.paths.cache_dir))
 
     if _rank_zero():
         from rolecraft.training.records import write_config

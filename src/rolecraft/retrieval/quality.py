@@ -1,0 +1,75 @@
+"""Retrieval quality, measured on labelled queries where the right passage is known.
+
+Two labelled sets come from the data itself:
+
+* ``reply``: every line the character speaks right after someone else, queried by what that
+  someone said; the right passage is the character's own reply (in its index with every other
+  line and fact). What the prompt needs at inference is exactly this: given what is said to the
+  character, find how it talks about that.
+* ``qa``: Context-Instruct questions built by ``construct.py stage=qa`` record the script excerpt
+  they came from (``provenance.excerpt``); the question is the query and any of the character's
+  lines in that excerpt is a hit (the issue's definition).
+
+Reported per k: recall@k (a hit among the top k) and MRR@10, with the random-ranking baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rolecraft.data.schema import RoleInstruct
+
+
+@dataclass(frozen=True)
+class Query:
+    character: str
+    text: str
+    gold: frozenset[str]
+
+
+def reply_queries(ds: RoleInstruct) -> list[Query]:
+    out = []
+    for ch, c in ds.characters.items():
+        names = {ch, c.profile.get("名字", ch), c.profile.get("name", ch)}
+        lines = ds.script_of(ch)
+        for prev, u in zip(lines, lines[1:]):
+            if u.dialogue == prev.dialogue and u.speaker in names and prev.speaker not in names:
+                out.append(Query(ch, prev.text, frozenset({u.id})))
+    return out
+
+
+def qa_queries(ds: RoleInstruct) -> list[Query]:
+    spoken = {}
+    for ch, c in ds.characters.items():
+        names = {ch, c.profile.get("名字", ch), c.profile.get("name", ch)}
+        spoken[ch] = {u.id for u in ds.script_of(ch) if u.speaker in names}
+    out = []
+    for s in ds.samples:
+        ids = (s.provenance or {}).get("excerpt") if s.kind == "specific" else None
+        gold = frozenset(i for i in ids or [] if i in spoken.get(s.character, ()))
+        if gold:
+            out.append(Query(s.character, s.instruction, gold))
+    return out
+
+
+def evaluate(retriever, queries: list[Query], ks: list[int]) -> dict:
+    """recall@k, MRR@10 and the random baseline's recall@k over ``queries``."""
+    kmax = max([*ks, 10])
+    hits = {k: 0 for k in ks}
+    mrr = 0.0
+    random_hits = {k: 0.0 for k in ks}
+    for q in queries:
+        ranked = [p.id for p in retriever.search(q.character, q.text, k=kmax)]
+        for k in ks:
+            hits[k] += any(i in q.gold for i in ranked[:k])
+        rank = next((r for r, i in enumerate(ranked[:10], start=1) if i in q.gold), None)
+        mrr += 1.0 / rank if rank else 0.0
+        n = len(retriever.index(q.character)[0])
+        for k in ks:  # P(some gold in a random top k) = 1 - C(n-g, k) / C(n, k)
+            g, miss = len(q.gold), 1.0
+            for j in range(min(k, n)):
+                miss *= max(0.0, (n - g - j) / (n - j))
+            random_hits[k] += 1.0 - miss
+    n = len(queries) or 1
+    return {"queries": len(queries), **{f"recall@{k}": hits[k] / n for k in ks}, "mrr@10": mrr / n,
+            **{f"random_recall@{k}": random_hits[k] / n for k in ks}}
