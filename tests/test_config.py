@@ -84,3 +84,24 @@ def test_cfg_path_does_not_import_torch(cache_dir):
             "print('HEAVY', heavy)")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=cli_env(cache_dir), capture_output=True, text=True)
     assert "HEAVY []" in r.stdout, r.stdout + r.stderr
+
+
+def test_non_ascii_override_values_need_no_quotes():
+    from rolecraft.paths import quote_non_ascii_overrides as q
+
+    assert q(["character=罗火旺", "construct.characters=[罗火旺,梅秀兰]", "data.root=/数据/x", "a=b", "--help",
+              "x='已引号'"]) == ["character='罗火旺'", "construct.characters=['罗火旺','梅秀兰']", "data.root='/数据/x'",
+                               "a=b", "--help", "x='已引号'"]
+    assert q(["name=它's"]) == ["name='它\\'s'"]
+
+
+def test_a_chinese_name_composes_as_typed_on_the_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO, cli_env
+
+    r = subprocess.run([sys.executable, str(REPO / "construct.py"), "construct.characters=[罗火旺]", "--cfg", "job"],
+                       cwd=REPO, env=cli_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "- 罗火旺" in r.stdout

@@ -11,6 +11,8 @@
     rolecraft sweep generate [NAME ...] [--check] | expand FILE [--check] | run-local FILE [--runs-dir DIR] [--set K=V]
     rolecraft report EXPERIMENT --runs DIR [--wandb ENTITY/PROJECT] --out OUT
     rolecraft retrieval eval DIR [--backend lexical,bge,openai] [--queries reply|qa] [--k 1,3,5,10]
+    rolecraft export RUN_DIR --merge OUT | --adapter OUT [--base BASE]
+    rolecraft chat run=RUN_DIR character=NAME [...]      (the same as python chat.py ...)
 
 DIR may be ``embedded:demo`` (the demo dataset shipped in the package). Errors print one line
 ``error: ...`` on stderr and exit 2 (``data validate``: exit 1 when the dataset is invalid).
@@ -229,6 +231,32 @@ def _cmd_retrieval_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- export and chat -----------------------------------------------------------------
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from rolecraft.export import export
+
+    if bool(args.merge) == bool(args.adapter):
+        raise RolecraftError("export: give exactly one of --merge OUT (full model) or --adapter OUT (adapter only)")
+    info = export(args.run, args.merge or args.adapter, merge=bool(args.merge), cache_dir=args.cache_dir, base=args.base)
+    out = args.merge or args.adapter
+    print(f"wrote the {info['kind']} model of {info['run']} to {out}")
+    if args.merge:
+        print(f"serve it: vllm serve {out} --served-model-name NAME   (then any OpenAI client at http://HOST:8000/v1)")
+    else:
+        print(f"serve it: vllm serve {info['base_model_name_or_path']} --enable-lora --lora-modules NAME={out}")
+    return 0
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    from rolecraft.chat import main as chat_main
+
+    sys.argv = ["rolecraft chat", *args.overrides]
+    chat_main()
+    return 0
+
+
 # ---- sweeps and reports --------------------------------------------------------------
 
 
@@ -422,6 +450,18 @@ def build_parser() -> argparse.ArgumentParser:
     re_.add_argument("--cache-dir", default="~/.cache/rolecraft", help="where dense indexes are stored")
     re_.add_argument("--json", help="also write the results to this JSON file")
     re_.set_defaults(func=_cmd_retrieval_eval)
+
+    ex = groups.add_parser("export", help="a trained run as a merged model or a standalone adapter, for serving")
+    ex.add_argument("run", help="a train.py run directory")
+    ex.add_argument("--merge", metavar="OUT", help="write the base with the adapter merged in (plain transformers)")
+    ex.add_argument("--adapter", metavar="OUT", help="write the adapter alone, its base path made loadable")
+    ex.add_argument("--base", help="--adapter: base_model_name_or_path to record (default: the run's base)")
+    ex.add_argument("--cache-dir", default="~/.cache/rolecraft", help="where the embedded tiny model lives")
+    ex.set_defaults(func=_cmd_export)
+
+    ch = groups.add_parser("chat", help="chat with a character (same as python chat.py; Hydra overrides)")
+    ch.add_argument("overrides", nargs=argparse.REMAINDER, help="e.g. run=RUN_DIR character=NAME")
+    ch.set_defaults(func=_cmd_chat)
     return parser
 
 

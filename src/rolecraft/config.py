@@ -444,7 +444,47 @@ class ConstructConfig:
     seed: int = 0
 
 
-SCHEMAS = {"train_schema": TrainConfig, "evaluate_schema": EvaluateConfig, "construct_schema": ConstructConfig}
+# ---- chat.py ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ChatGenerationConfig(GenerationConfig):
+    # chat samples with the paper's decoding settings (top_p 0.7, temperature 0.95)
+    do_sample: bool = True
+    max_new_tokens: int = 256
+    share_prefix: bool = False
+    drop_finished: bool = False
+
+
+@dataclass
+class ChatConfig:
+    # who answers: run (a train.py run directory) | model (a base model preset, zero-shot) | openai
+    source: str = "run"
+    # source=run: the run directory (its adapter, base model, data, emotions and retrieval settings)
+    run: Optional[str] = None
+    # the character to play (null = the first of the dataset); /character NAME switches
+    character: Optional[str] = None
+    # source=model/openai: the dataset whose characters can be played (source=run: the run's)
+    data: str = "embedded:demo"
+    emotions: bool = True
+    num_exemplars: int = 6
+    # characters of conversation kept (oldest turns are dropped first); the system prompt is extra
+    history_budget: int = 2000
+    generation: ChatGenerationConfig = field(default_factory=ChatGenerationConfig)
+    # source=model (and the base of source=run is the run's own)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    # source=model/openai: retrieval each turn (source=run: the run's setting)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    # source=openai: the chat model and endpoint (tokens stream as they arrive)
+    openai_model: str = "gpt-4"
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    device: Optional[str] = None
+    seed: int = 42
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+SCHEMAS = {"train_schema": TrainConfig, "evaluate_schema": EvaluateConfig, "construct_schema": ConstructConfig,
+           "chat_schema": ChatConfig}
 
 
 def register(*names: str) -> None:

@@ -11,3 +11,28 @@ def config_dir() -> str:
         if (candidate / "train.yaml").is_file():
             return str(candidate)
     raise FileNotFoundError(f"RoleCraft configs not found in {here / 'conf'} or {here.parent.parent / 'conf'}")
+
+
+def quote_non_ascii_overrides(argv: list[str]) -> list[str]:
+    """Hydra's override grammar rejects unquoted non-ASCII values (``character=罗火旺``); quote them,
+    inside ``[...]`` lists too, so Chinese names work as typed. Quoted values are left alone."""
+    import re
+
+    def q(v: str) -> str:
+        if not v or v[0] in "'\"" or v.isascii():
+            return v
+        return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    out = []
+    for arg in argv:
+        m = re.match(r"^([+~]{0,2}[\w.@/-]+)=(.*)$", arg, re.S)
+        if not m or arg.startswith("-") or m.group(2).isascii():
+            out.append(arg)
+            continue
+        key, value = m.groups()
+        if value.startswith("[") and value.endswith("]"):
+            value = "[" + ",".join(q(v.strip()) for v in value[1:-1].split(",")) + "]"
+        else:
+            value = q(value)
+        out.append(f"{key}={value}")
+    return out

@@ -33,6 +33,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    from rolecraft.paths import quote_non_ascii_overrides
+
+    sys.argv[1:] = quote_non_ascii_overrides(sys.argv[1:])
     _hydra_main()
 
 

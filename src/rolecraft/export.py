@@ -1,0 +1,49 @@
+"""`rolecraft export RUN_DIR --merge OUT` (or `--adapter OUT`): a trained character for serving.
+
+``--merge`` folds the LoRA adapter into the base weights and writes a plain transformers model
+directory (weights, tokenizer with its chat template): ``AutoModelForCausalLM.from_pretrained(OUT)``
+and ``vllm serve OUT`` load it with no peft and no RoleCraft. ``--adapter`` writes the adapter alone
+with ``base_model_name_or_path`` pointing at a loadable base (for vLLM's ``--lora-modules``).
+Both are written to a temporary directory and moved into place when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from rolecraft.errors import ConfigError
+
+
+def export(run_dir: str, out: str, merge: bool, cache_dir: str, base: str | None = None) -> dict:
+    from rolecraft.evaluation.answers import load_run
+    from rolecraft.fileio import atomic_dir, write_json
+    from rolecraft.modeling.base import resolve_model_path
+
+    run = Path(run_dir).expanduser()
+    model, tok, run_cfg = load_run(str(run), cache_dir)
+    name = run_cfg.model.name_or_path
+    resolved = resolve_model_path(name, cache_dir)
+    if run_cfg.model.get("chat_template"):
+        tok.chat_template = run_cfg.model.chat_template  # the template the adapter was trained with
+    target = Path(out).expanduser()
+    if target.exists() and any(target.iterdir()):
+        raise ConfigError(f"{target}: exists and is not empty; choose a new directory or remove it")
+    info = {"run": str(run.resolve()), "base": name, "kind": "merged" if merge else "adapter"}
+    with atomic_dir(target) as tmp:
+        if merge:
+            merged = model.merge_and_unload()
+            merged.save_pretrained(str(tmp))
+            tok.save_pretrained(str(tmp))
+        else:
+            shutil.copytree(run / "adapter", tmp, dirs_exist_ok=True)
+            cfg_path = tmp / "adapter_config.json"
+            acfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+            # a hub id stays portable; the embedded tiny model exists only as a local directory
+            acfg["base_model_name_or_path"] = base or (resolved if name.startswith("embedded:") else name)
+            write_json(cfg_path, acfg)
+            tok.save_pretrained(str(tmp))
+            info["base_model_name_or_path"] = acfg["base_model_name_or_path"]
+        write_json(tmp / "rolecraft_export.json", info)
+    return info

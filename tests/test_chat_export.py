@@ -1,0 +1,113 @@
+"""chat.py driven through stdin, and `rolecraft export` of a trained run for serving."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import FAST, REPO, cli_env
+
+
+@pytest.fixture(scope="module")
+def run_dir(cache_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("chatrun") / "run"
+    r = subprocess.run([sys.executable, str(REPO / "train.py"), "retrieval=lexical", *FAST, "trainer.max_steps=3",
+                        f"hydra.run.dir={out}"], cwd=REPO, env=cli_env(cache_dir), capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out
+
+
+def test_chat_through_stdin_with_reset_save_and_character(run_dir, cache_dir, tmp_path):
+    script = "\n".join(["你好，老板", f"/save {tmp_path / 'one.json'}", "/reset", "今天生意怎么样？", "/character 无名氏",
+                        "/character 梅秀兰", "你是谁？", f"/save {tmp_path / 'two.json'}", "/quit", "never read"]) + "\n"
+    r = subprocess.run([sys.executable, str(REPO / "chat.py"), f"run={run_dir}", "character=罗火旺",
+                        "generation.max_new_tokens=12"], input=script, cwd=REPO, env=cli_env(cache_dir),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout
+    assert out.count("罗火旺：") >= 2 and "梅秀兰：" in out
+    assert "[conversation reset]" in out and "known: 罗火旺" in out and "[now playing 梅秀兰" in out
+    one = json.loads((tmp_path / "one.json").read_text(encoding="utf-8"))
+    assert one["character"] == "罗火旺" and [m["role"] for m in one["messages"]] == ["user", "assistant"]
+    assert one["messages"][0]["content"] == "你好，老板"
+    two = json.loads((tmp_path / "two.json").read_text(encoding="utf-8"))
+    assert two["character"] == "梅秀兰" and [m["content"] for m in two["messages"][::2]] == ["你是谁？"]
+
+
+def _session(run_dir, cache_dir, *overrides):
+    from hydra import compose, initialize_config_dir
+
+    import rolecraft.config
+    from rolecraft.chat import Session
+    from rolecraft.paths import config_dir, quote_non_ascii_overrides
+
+    rolecraft.config.register()
+    with initialize_config_dir(config_dir(), version_base="1.3"):
+        cfg = compose("chat", overrides=quote_non_ascii_overrides(
+            [f"run={run_dir}", f"paths.cache_dir={cache_dir}", "paths.output_dir=.", *overrides]))
+    return Session(cfg)
+
+
+def test_tokens_stream_history_keeps_to_its_budget_and_retrieval_runs_every_turn(run_dir, cache_dir):
+    s = _session(run_dir, cache_dir, "generation.max_new_tokens=16", "history_budget=40", "character=罗火旺")
+
+    class Pieces(io.StringIO):
+        writes = 0
+
+        def write(self, text):
+            Pieces.writes += 1
+            return super().write(text)
+
+    out = Pieces()
+    text = s.reply("你好", out)
+    assert out.getvalue() == text or out.getvalue().strip() == text
+    assert Pieces.writes > 1, "the answer should arrive in pieces, not at the end"
+    s.history = [{"role": "user", "content": "甲" * 15}, {"role": "assistant", "content": "乙" * 15},
+                 {"role": "user", "content": "丙" * 10}, {"role": "assistant", "content": "丁" * 10}]
+    msgs = s.messages("火锅")
+    assert [m["content"][0] for m in msgs[1:-1]] == ["丙", "丁"]  # the older pair no longer fits 40 characters
+    # the run trained with retrieval=lexical: the context is chosen per turn
+    assert "与问题相关的台词和设定" in msgs[0]["content"]
+    assert s.messages("火锅底料")[0]["content"] != s.messages("你儿子在哪里读书？")[0]["content"]
+
+
+def test_merged_export_generates_what_adapter_plus_base_generates(run_dir, cache_dir, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rolecraft.evaluation.answers import load_run
+
+    env = cli_env(cache_dir)
+    r = subprocess.run([sys.executable, "-m", "rolecraft.cli", "export", str(run_dir), "--merge", str(tmp_path / "m"),
+                        "--cache-dir", str(cache_dir)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "vllm serve" in r.stdout
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "m")  # plain transformers: no peft, no rolecraft
+    tok = AutoTokenizer.from_pretrained(tmp_path / "m")
+    peft_model, _, _ = load_run(str(run_dir), str(cache_dir))
+    msgs = [{"role": "user", "content": "你好，你是谁？"}]
+    ids = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+    with torch.no_grad():
+        a = merged.generate(ids, max_new_tokens=12, do_sample=False)
+        b = peft_model.generate(input_ids=ids, max_new_tokens=12, do_sample=False)
+    assert a.tolist() == b.tolist()
+    # the adapter alone loads with plain peft on the base it names
+    r = subprocess.run([sys.executable, "-m", "rolecraft.cli", "export", str(run_dir), "--adapter", str(tmp_path / "a"),
+                        "--cache-dir", str(cache_dir)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    from peft import AutoPeftModelForCausalLM
+
+    again = AutoPeftModelForCausalLM.from_pretrained(tmp_path / "a")
+    with torch.no_grad():
+        c = again.generate(input_ids=ids, max_new_tokens=12, do_sample=False)
+    assert c.tolist() == a.tolist()
+    # never over an existing directory
+    r = subprocess.run([sys.executable, "-m", "rolecraft.cli", "export", str(run_dir), "--merge", str(tmp_path / "m"),
+                        "--cache-dir", str(cache_dir)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "not empty" in r.stderr
