@@ -19,25 +19,26 @@ def terms(text: str) -> list[str]:
 
 
 class BM25:
+    """Okapi BM25 with an inverted index: a query touches only the postings of its own terms."""
+
     def __init__(self, docs: list[str]):
-        self.tfs = [Counter(terms(d)) for d in docs]
-        self.lengths = [sum(tf.values()) for tf in self.tfs]
-        self.avg = (sum(self.lengths) / len(self.lengths)) if self.lengths else 0.0
-        df: Counter = Counter()
-        for tf in self.tfs:
-            df.update(tf.keys())
-        n = len(docs)
-        self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
+        tfs = [Counter(terms(d)) for d in docs]
+        self.n = len(docs)
+        lengths = [sum(tf.values()) for tf in tfs]
+        avg = (sum(lengths) / len(lengths)) if lengths else 0.0
+        self.postings: dict[str, list[tuple[int, float]]] = {}
+        for i, tf in enumerate(tfs):
+            norm = K1 * (1 - B + B * lengths[i] / avg) if avg else K1
+            for t, f in tf.items():
+                self.postings.setdefault(t, []).append((i, f * (K1 + 1) / (f + norm)))
+        self.idf = {t: math.log(1 + (self.n - len(p) + 0.5) / (len(p) + 0.5)) for t, p in self.postings.items()}
 
     def scores(self, query: str) -> list[float]:
-        q = Counter(terms(query))
-        out = []
-        for tf, length in zip(self.tfs, self.lengths):
-            s = 0.0
-            norm = K1 * (1 - B + B * length / self.avg) if self.avg else K1
-            for t, qn in q.items():
-                f = tf.get(t)
-                if f:
-                    s += self.idf[t] * f * (K1 + 1) / (f + norm)
-            out.append(s)
+        out = [0.0] * self.n
+        for t, qn in Counter(terms(query)).items():
+            idf = self.idf.get(t)
+            if idf is None:
+                continue
+            for i, w in self.postings[t]:
+                out[i] += idf * w
         return out
