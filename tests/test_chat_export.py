@@ -24,15 +24,17 @@ def run_dir(cache_dir, tmp_path_factory) -> Path:
 
 
 def test_chat_through_stdin_with_reset_save_and_character(run_dir, cache_dir, tmp_path):
-    script = "\n".join(["你好，老板", f"/save {tmp_path / 'one.json'}", "/reset", "今天生意怎么样？", "/character 无名氏",
+    script = "\n".join(["你好，老板", f"/save {tmp_path / 'one.json'}", "/save /nonexistent-dir/x.json", "/reset", "今天生意怎么样？", "/character 无名氏",
                         "/character 梅秀兰", "你是谁？", f"/save {tmp_path / 'two.json'}", "/quit", "never read"]) + "\n"
     r = subprocess.run([sys.executable, str(REPO / "chat.py"), f"run={run_dir}", "character=罗火旺",
                         "generation.max_new_tokens=12"], input=script, cwd=REPO, env=cli_env(cache_dir),
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert not list(REPO.glob("chat*.log")) and not (REPO / "outputs" / ".hydra").exists()  # a chat leaves no files
     out = r.stdout
     assert out.count("罗火旺：") >= 2 and "梅秀兰：" in out
     assert "[conversation reset]" in out and "known: 罗火旺" in out and "[now playing 梅秀兰" in out
+    assert "[could not save to /nonexistent-dir/x.json" in out
     one = json.loads((tmp_path / "one.json").read_text(encoding="utf-8"))
     assert one["character"] == "罗火旺" and [m["role"] for m in one["messages"]] == ["user", "assistant"]
     assert one["messages"][0]["content"] == "你好，老板"
@@ -96,7 +98,14 @@ def test_merged_export_generates_what_adapter_plus_base_generates(run_dir, cache
     with torch.no_grad():
         a = merged.generate(ids, max_new_tokens=12, do_sample=False)
         b = peft_model.generate(input_ids=ids, max_new_tokens=12, do_sample=False)
+        merged_logits = merged(ids).logits
+        peft_logits = peft_model(input_ids=ids).logits
+        with peft_model.disable_adapter():
+            base_logits = peft_model(input_ids=ids).logits
     assert a.tolist() == b.tolist()
+    # the adapter really is in the merged weights: equal to base + adapter, different from the base
+    assert torch.allclose(merged_logits, peft_logits, atol=1e-5)
+    assert (merged_logits - base_logits).abs().max() > 1e-4
     # the adapter alone loads with plain peft on the base it names
     r = subprocess.run([sys.executable, "-m", "rolecraft.cli", "export", str(run_dir), "--adapter", str(tmp_path / "a"),
                         "--cache-dir", str(cache_dir)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)

@@ -31,7 +31,9 @@ def test_table3_rows_come_from_the_judge_metric_family(tmp_path):
     rows = {r.label: r for r in res.table.rows}
     ours = rows["RoleCraft-GLM"].cells["judge/avg_rank"]
     assert ours.n == 2 and ours.mean == pytest.approx(1.4) and rows["RoleCraft-GLM"].paper["judge/avg_rank"] == 1.42
-    assert rows["Qwen"].cells["judge/avg_rank"].mean == pytest.approx(2.75)
+    # Qwen2.5-7B is not the paper's "Qwen": its own row, no published value beside it
+    assert rows["Qwen2.5-7B"].cells["judge/avg_rank"].mean == pytest.approx(2.75)
+    assert rows["Qwen2.5-7B"].paper == {} and rows["Qwen"].cells["judge/avg_rank"].n == 0
     # Baichuan2 is in the paper's table but we have no run: shown, ours missing, never 0
     assert rows["Baichuan2"].cells["judge/avg_rank"].n == 0
     md = (tmp_path / "out" / "table.md").read_text(encoding="utf-8")
@@ -65,3 +67,14 @@ def test_untagged_grid_runs_are_used_with_a_note_and_unfinished_ones_skipped(tmp
     assert rows["on"].cells["rouge_l/avg"].mean == pytest.approx(0.31) and rows["on"].cells["rouge_l/avg"].n == 1
     assert rows["off"].cells["rouge_l/spe"].mean == pytest.approx(0.24)
     assert rows["on"].cells["rouge_l/raw"].n == 0
+
+
+def test_untagged_runs_of_another_grid_and_repeated_points_are_not_counted(tmp_path):
+    runs = tmp_path / "runs"
+    run_dir(runs, "a", {"test/rouge_l/avg": 0.30}, [], ["emotions=on", "seed=1"])
+    run_dir(runs, "b", {"test/rouge_l/avg": 0.99}, [], ["lora=r64", "seed=1"])  # another experiment's grid
+    run_dir(runs, "c", {"test/rouge_l/avg": 0.40}, [], ["emotions=on", "seed=1"])  # the same point again
+    res = report("table5_emotions", str(runs), str(tmp_path / "out"))
+    cell = {r.key: r for r in res.table.rows}["on"].cells["rouge_l/avg"]
+    assert cell.n == 1 and cell.mean == pytest.approx(0.40)
+    assert any("same point" in p for p in res.problems)

@@ -124,10 +124,21 @@ class Session:
                       repetition_penalty=g.repetition_penalty)
         if g.do_sample:
             kwargs.update(top_p=g.top_p, temperature=g.temperature)
-        worker = threading.Thread(target=lambda: self.model.generate(**kwargs), daemon=True)
+        failure: list[BaseException] = []
+
+        def work():
+            try:
+                self.model.generate(**kwargs)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller below
+                failure.append(e)
+                streamer.end()  # or the loop below would wait for tokens forever
+
+        worker = threading.Thread(target=work, daemon=True)
         worker.start()
         yield from streamer
         worker.join()
+        if failure:
+            raise failure[0]
 
     def _stream_api(self, msgs):
         g = self.cfg.generation
@@ -173,7 +184,10 @@ class Session:
                     if not arg:
                         out.write("[usage: /save FILE]\n")
                     else:
-                        out.write(f"[saved {len(self.history) // 2} turn(s) to {self.save(arg)}]\n")
+                        try:
+                            out.write(f"[saved {len(self.history) // 2} turn(s) to {self.save(arg)}]\n")
+                        except OSError as e:
+                            out.write(f"[could not save to {arg}: {e.strerror or e}]\n")
                 elif cmd == "/character":
                     try:
                         self.character = self._check(arg)
@@ -188,7 +202,11 @@ class Session:
                 out.flush()
                 continue
             out.write(f"{self.character}：")
-            self.reply(line, out)
+            try:
+                self.reply(line, out)
+            except Exception as e:  # noqa: BLE001 - one failed turn (OOM, endpoint error) ends no session
+                out.write(f"\n[this turn failed: {type(e).__name__}: {' '.join(str(e).split())[:200]}; "
+                          f"the conversation is unchanged]")
             out.write("\n")
             out.flush()
 

@@ -211,8 +211,9 @@ def _cmd_retrieval_eval(args: argparse.Namespace) -> int:
     ks = sorted({int(k) for k in args.k.split(",")})
     results = {}
     for backend in args.backend.split(","):
+        default_model = {"openai": "text-embedding-3-small"}.get(backend, RetrievalConfig.model)
         rcfg = OmegaConf.structured(RetrievalConfig(backend=backend, k=max(ks), budget=10**9,
-                                                    model=args.model or RetrievalConfig.model))
+                                                    model=args.model or default_model))
         if args.api_key_env is not None:
             rcfg.endpoint.api_key_env = args.api_key_env
         if args.base_url:

@@ -14,25 +14,25 @@ def config_dir() -> str:
 
 
 def quote_non_ascii_overrides(argv: list[str]) -> list[str]:
-    """Hydra's override grammar rejects unquoted non-ASCII values (``character=罗火旺``); quote them,
-    inside ``[...]`` lists too, so Chinese names work as typed. Quoted values are left alone."""
+    """Hydra's override grammar rejects unquoted non-ASCII values (``character=罗火旺``); quote them
+    (in ``[a,b]`` lists and ``a,b`` sweeps element by element) so Chinese names work as typed.
+    Anything already quoted, escaped, nested (``{...}``, ``[[...]]``) or interpolated is left as is."""
     import re
 
     def q(v: str) -> str:
-        if not v or v[0] in "'\"" or v.isascii():
-            return v
-        return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        return v if v.isascii() or not v else f"'{v}'"
 
     out = []
     for arg in argv:
         m = re.match(r"^([+~]{0,2}[\w.@/-]+)=(.*)$", arg, re.S)
-        if not m or arg.startswith("-") or m.group(2).isascii():
+        value = m.group(2) if m else ""
+        if (not m or arg.startswith("-") or value.isascii() or any(c in value for c in "'\"\\")
+                or value.startswith(("{", "[[")) or "${" in value):
             out.append(arg)
             continue
-        key, value = m.groups()
         if value.startswith("[") and value.endswith("]"):
             value = "[" + ",".join(q(v.strip()) for v in value[1:-1].split(",")) + "]"
         else:
-            value = q(value)
-        out.append(f"{key}={value}")
+            value = ",".join(q(v.strip()) for v in value.split(","))
+        out.append(f"{m.group(1)}={value}")
     return out

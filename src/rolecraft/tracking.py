@@ -31,8 +31,14 @@ def run_config(cfg) -> dict:
 
     from rolecraft.training.records import redact
 
+    from rolecraft.training.records import SECRET_KEY
+
     out = redact(OmegaConf.to_container(cfg, resolve=True))
-    out["_hydra"] = hydra_record()
+    rec = hydra_record()
+    if rec.get("overrides"):  # a secret typed on the command line stays out too
+        rec["overrides"] = [o.split("=", 1)[0] + "=***" if SECRET_KEY.search(o.split("=", 1)[0].split(".")[-1])
+                            else o for o in rec["overrides"]]
+    out["_hydra"] = rec
     return out
 
 

@@ -58,7 +58,9 @@ def load_paper_values(key: str | None) -> tuple[dict[str, dict[str, float]], str
     return {str(k): dict(v) for k, v in (entry.get("rows") or {}).items()}, entry.get("source")
 
 
-def build_table(exp: Experiment, runs: list[RunRecord]) -> Table:
+def build_table(exp: Experiment, runs: list[RunRecord], duplicates: list[str] | None = None) -> Table:
+    """``duplicates`` (if given) receives a note for every run that repeats a (row, seed) point."""
+    duplicates = duplicates if duplicates is not None else []
     paper, source = load_paper_values(exp.paper)
     rows: dict[str, Row] = {}
 
@@ -79,10 +81,17 @@ def build_table(exp: Experiment, runs: list[RunRecord]) -> Table:
                     cell.values.append(float(v))
                     cell.runs.append(r)
     else:
-        for r in runs:
+        latest: dict[tuple[str, str], RunRecord] = {}
+        for r in runs:  # a point run twice (a rerun, W&B retries) counts once: the last one found
             key = r.value(exp.rows)
-            if key is None:
-                continue
+            if key is not None:
+                ident = (key, r.seed or r.name)
+                if ident in latest:
+                    duplicates.append(f"{latest[ident].name} and {r.name} are the same point ({exp.rows}={key}, "
+                                      f"seed {r.seed}); counted once ({r.name})")
+                latest[ident] = r
+        for r in latest.values():
+            key = r.value(exp.rows)
             for c in exp.columns:
                 v = r.metric(c)
                 if v is not None and math.isfinite(v):

@@ -28,8 +28,11 @@ def item_scores(run: RunRecord, metric: str) -> dict[tuple[str, str], float] | N
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
-        row = json.loads(line)
-        kind = str(row.get("kind", ""))
+        try:
+            row = json.loads(line)
+        except ValueError:
+            return None  # a damaged predictions file: no interval rather than a wrong one
+        kind = str(row.get("kind", "")) if metric.startswith("rouge_l/") else "all"
         if want is not None and kind != want:
             continue
         v = row.get(field)

@@ -120,8 +120,12 @@ def _select(records: list[RunRecord], exp: Experiment, problems: list[str]) -> t
     tagged = [r for r in records if exp.name in r.tags]
     if tagged:
         chosen = tagged
-    else:  # untagged runs (a plain `-m` grid): those that set every grid key
-        chosen = [r for r in records if all(r.value(k) is not None for k in exp.grid)] if exp.grid else records
+    else:  # untagged runs (a plain `-m` grid): those that typed every grid key and no other fixed value
+        def matches(r: RunRecord) -> bool:
+            return (all(k in r.overrides for k in exp.grid)
+                    and all(r.overrides[k] == str(v) for k, v in exp.fixed.items() if k in r.overrides))
+
+        chosen = [r for r in records if matches(r)] if exp.grid else records
         if chosen:
             problems.append(f"no run is tagged {exp.name!r}; using {len(chosen)} untagged run(s) that set "
                             f"{', '.join(exp.grid) or 'any key'}")

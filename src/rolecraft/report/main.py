@@ -39,7 +39,7 @@ def report(experiment: str, runs_dir: str | None, out: str, wandb_path: str | No
         r, p = collect_wandb(wandb_path, exp, api=api)
         runs += r
         problems += p
-    table = build_table(exp, runs)
+    table = build_table(exp, runs, problems)
 
     ablations = []
     for a, b in exp.compare:

@@ -30,8 +30,9 @@ def bars(t: Table, out: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(rows) * max(1, len(cols)) ** 0.5 + 2), 3.6))
     for j, c in enumerate(cols):
         xs = [i + (j - (len(cols) - 1) / 2) * width for i in range(len(rows))]
-        means = [r.cells[c].mean or 0.0 for r in rows]
-        errs = [r.cells[c].std or 0.0 for r in rows]
+        # a missing cell is not a bar of height 0: NaN draws nothing
+        means = [r.cells[c].mean if r.cells[c].mean is not None else float("nan") for r in rows]
+        errs = [r.cells[c].std if r.cells[c].std is not None else 0.0 for r in rows]
         ax.bar(xs, means, width * 0.9, yerr=errs, capsize=3, label=c)
         paper = [(x, r.paper[c]) for x, r in zip(xs, rows) if c in r.paper]
         if paper:

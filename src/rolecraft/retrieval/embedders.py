@@ -29,6 +29,20 @@ def _normalise(vectors):
     return v / norms
 
 
+def _fingerprint(model: str) -> str:
+    """A local model directory by its absolute path and its files' sizes and times (a retrained model
+    at the same path is a different embedder); a hub id by itself."""
+    import hashlib
+    from pathlib import Path
+
+    p = Path(model).expanduser()
+    if not p.exists():
+        return model
+    files = sorted(f for f in p.rglob("*") if f.is_file())
+    stamp = "|".join(f"{f.relative_to(p)}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    return f"{p.resolve()}@{hashlib.sha1(stamp.encode()).hexdigest()[:10]}"
+
+
 class SentenceTransformerEmbedder:
     def __init__(self, model: str, device: str | None = None, query_instruction: str | None = None, batch_size: int = 64):
         from sentence_transformers import SentenceTransformer
@@ -39,7 +53,7 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         dim_of = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dim_of() or len(self.model.encode(["x"])[0]))
-        self.id = f"st:{model}:{self.dim}"
+        self.id = f"st:{_fingerprint(model)}"
 
     def embed(self, texts: list[str], query: bool = False):
         prefix = self.query_instruction if query else ""
@@ -54,7 +68,7 @@ class OpenAIEmbedder:
         self.endpoint = Endpoint(endpoint_cfg, "retrieval.endpoint", cache_path=cache_path)
         self.model_name, self.batch_size = model, batch_size
         self.dim = len(self.endpoint.embed(model, ["维度"])[0])
-        self.id = f"openai:{self.endpoint.base_url}:{model}:{self.dim}"
+        self.id = f"openai:{self.endpoint.base_url}:{model}"
 
     def embed(self, texts: list[str], query: bool = False):
         return _normalise(self.endpoint.embed(self.model_name, texts, batch_size=self.batch_size))

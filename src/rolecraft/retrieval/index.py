@@ -9,6 +9,7 @@ build in milliseconds and are kept in memory only.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import asdict
@@ -34,7 +35,9 @@ class DenseIndex:
         self.built = False
         d = None
         if root is not None:
-            d = root / re.sub(r"[^\w.-]+", "_", embedder.id) / content_hash(passages)
+            # readable and collision-free: a sanitised id plus a hash of the exact id
+            safe = re.sub(r"[^\w.-]+", "_", embedder.id)[-60:]
+            d = root / f"{safe}-{hashlib.sha1(embedder.id.encode('utf-8')).hexdigest()[:8]}" / content_hash(passages)
             meta_path = d / "meta.json"
             if meta_path.is_file():
                 meta = json.loads(meta_path.read_text(encoding="utf-8"))

@@ -8,6 +8,7 @@ that did not finish: it is cleared and run again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -17,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rolecraft.errors import ConfigError
+from rolecraft.paths import quote_non_ascii_overrides
 from rolecraft.sweeps.experiments import PROGRAMS
 from rolecraft.sweeps.sweepfile import check_composes, expand, load_sweep
 
@@ -31,6 +34,14 @@ def slug(overrides: list[str], swept: set[str], limit: int = 80) -> str:
             parts.append(f"{key.split('.')[-1]}-{value}")
     text = re.sub(r"[^\w.+-]+", "-", "_".join(parts))
     return text[:limit] or "point"
+
+
+def hydra_quote(value: str) -> str:
+    """A path as a quoted Hydra string: '=', ',', brackets and spaces in it are then just characters."""
+    if "'" in value or "\\" in value:
+        raise ConfigError(f"--runs-dir: {value!r} contains a quote or backslash, which Hydra overrides cannot carry; "
+                          f"choose another directory")
+    return f"'{value}'"
 
 
 def is_complete(run_dir: Path) -> bool:
@@ -58,8 +69,11 @@ def run_local(sweep_path: str | Path, runs_dir: str | Path, extra: list[str] | N
     swept = {k for k, spec in sweep["parameters"].items() if "values" in spec}
     res = LocalResult()
     for i, point in enumerate(points):
-        run_dir = root / f"{i:03d}_{slug(point, swept)}"
         args = [*point, *extra]
+        # the swept values to read, plus a hash of everything the run was given: changing a fixed
+        # value or --set is a different run, never "done already"
+        digest = hashlib.sha1("\x1f".join(args).encode("utf-8")).hexdigest()[:6]
+        run_dir = root / f"{i:03d}_{slug(point, swept)}_{digest}"
         if is_complete(run_dir):
             res.skipped.append(run_dir)
             log(f"[{i + 1}/{len(points)}] done already: {run_dir}")
@@ -70,7 +84,8 @@ def run_local(sweep_path: str | Path, runs_dir: str | Path, extra: list[str] | N
         if run_dir.exists():
             shutil.rmtree(run_dir)  # an unfinished run: start it again from scratch
         t0 = time.perf_counter()
-        rc = subprocess.call([sys.executable, "-m", module, *args, f"hydra.run.dir={run_dir}"])
+        rc = subprocess.call([sys.executable, "-m", module, *quote_non_ascii_overrides(args),
+                              f"hydra.run.dir={hydra_quote(str(run_dir))}"])
         if rc == 0 and is_complete(run_dir):
             res.done.append(run_dir)
             log(f"[{i + 1}/{len(points)}] finished in {time.perf_counter() - t0:.0f}s: {run_dir}")

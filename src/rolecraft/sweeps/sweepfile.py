@@ -103,14 +103,14 @@ def check_composes(sweep: dict, path: str | Path, extra: list[str] | None = None
     from omegaconf.errors import OmegaConfBaseException
 
     import rolecraft.config
-    from rolecraft.paths import config_dir
+    from rolecraft.paths import config_dir, quote_non_ascii_overrides
 
     rolecraft.config.register()
     points = expand(sweep)
     name = config_name(sweep["program"])
     with initialize_config_dir(config_dir(), version_base="1.3"):
         for point in points:
-            overrides = [*point, *(extra or [])]
+            overrides = quote_non_ascii_overrides([*point, *(extra or [])])
             try:
                 compose(name, overrides=overrides)
             except (HydraException, OmegaConfBaseException, ValueError) as e:
