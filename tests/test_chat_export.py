@@ -24,7 +24,7 @@ def run_dir(cache_dir, tmp_path_factory) -> Path:
 
 
 def test_chat_through_stdin_with_reset_save_and_character(run_dir, cache_dir, tmp_path):
-    script = "\n".join(["你好，老板", f"/save {tmp_path / 'one.json'}", "/save /nonexistent-dir/x.json", "/reset", "今天生意怎么样？", "/character 无名氏",
+    script = "\n".join(["你好，老板", f"/save {tmp_path / 'one.json'}", f"/save {tmp_path / 'one.json' / 'x.json'}", "/reset", "今天生意怎么样？", "/character 无名氏",
                         "/character 梅秀兰", "你是谁？", f"/save {tmp_path / 'two.json'}", "/quit", "never read"]) + "\n"
     r = subprocess.run([sys.executable, str(REPO / "chat.py"), f"run={run_dir}", "character=罗火旺",
                         "generation.max_new_tokens=12"], input=script, cwd=REPO, env=cli_env(cache_dir),
@@ -34,7 +34,7 @@ def test_chat_through_stdin_with_reset_save_and_character(run_dir, cache_dir, tm
     out = r.stdout
     assert out.count("罗火旺：") >= 2 and "梅秀兰：" in out
     assert "[conversation reset]" in out and "known: 罗火旺" in out and "[now playing 梅秀兰" in out
-    assert "[could not save to /nonexistent-dir/x.json" in out
+    assert f"[could not save to {tmp_path / 'one.json' / 'x.json'}" in out  # its folder is a file
     one = json.loads((tmp_path / "one.json").read_text(encoding="utf-8"))
     assert one["character"] == "罗火旺" and [m["role"] for m in one["messages"]] == ["user", "assistant"]
     assert one["messages"][0]["content"] == "你好，老板"
