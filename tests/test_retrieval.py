@@ -36,7 +36,10 @@ def test_search_respects_k_and_the_budget(demo):
     r = Retriever(demo, "lexical", k=3, budget=60)
     ch = next(iter(demo.characters))
     got = r.search(ch, "火锅店的锅底是怎么熬的？")
-    assert 1 <= len(got) <= 3 and sum(len(p.text) for p in got) <= 60
+    from rolecraft.retrieval.index import shown_length
+
+    # the budget covers what the prompt shows, emotion labels included
+    assert 1 <= len(got) <= 3 and sum(shown_length(p) for p in got) <= 60
 
 
 def test_prompt_uses_retrieved_passages_and_emotions_off_strips_their_labels(demo):

@@ -108,6 +108,16 @@ def test_continuous_distributions_and_bare_on_off_are_refused(tmp_path):
         load_sweep(p)
 
 
+def test_two_runners_on_one_directory_are_refused(tmp_path):
+    from rolecraft.sweeps.local import _lock
+
+    held = _lock(tmp_path)
+    with pytest.raises(ConfigError, match="another `rolecraft sweep run-local` is running"):
+        _lock(tmp_path)
+    held.close()
+    _lock(tmp_path).close()  # free again once the first one is gone
+
+
 def test_unknown_experiment_lists_the_known_ones(tmp_path):
     r = rolecraft("report", "table9", "--runs", tmp_path, "--out", tmp_path / "o")
     assert r.returncode == 2 and "unknown experiment 'table9'" in r.stderr and "table5_emotions" in r.stderr
@@ -159,7 +169,7 @@ def test_run_local_killed_then_rerun_completes_only_what_is_missing(grid_runs):
     runs, _, _, rerun_out, first, mtime = grid_runs
     assert "3 run(s) finished, 1 already done, 0 failed" in rerun_out
     assert first.stat().st_mtime_ns == mtime  # the finished point was not run again
-    dirs = sorted(d.name for d in (runs / "tiny_emotions").iterdir())
+    dirs = sorted(d.name for d in (runs / "tiny_emotions").iterdir() if d.is_dir())
     assert len(dirs) == 4 and all((runs / "tiny_emotions" / d / "metrics.json").is_file() for d in dirs)
     assert [d.rsplit("_", 1)[0] for d in dirs] == ["000_emotions-on_seed-1", "001_emotions-on_seed-2",
                                                    "002_emotions-off_seed-1", "003_emotions-off_seed-2"]
@@ -228,7 +238,7 @@ def test_report_from_a_wandb_api_stub(grid_runs, tmp_path):
         def runs(self, path, filters=None):
             self.calls.append((path, filters))
             wanted = filters["tags"]["$in"]
-            found = [Run(d) for d in sorted((runs_dir / "tiny_emotions").iterdir())]
+            found = [Run(d) for d in sorted((runs_dir / "tiny_emotions").iterdir()) if d.is_dir()]
             return [r for r in found if set(r.tags) & set(wanted)]
 
     api = Api()

@@ -27,6 +27,11 @@ class RetrievalError(RolecraftError):
     """An index that cannot serve: unknown character, nothing to retrieve, mismatched dimensions."""
 
 
+def shown_length(p: Passage) -> int:
+    """Characters the passage takes in the prompt, its emotion label "（愤怒）" counted (at most)."""
+    return len(p.text) + (4 if p.kind == "line" and p.emotion else 0)
+
+
 class DenseIndex:
     def __init__(self, passages: list[Passage], embedder, root: Path | None):
         import numpy as np
@@ -88,7 +93,7 @@ class Retriever:
             if not passages:
                 raise RetrievalError(f"{character}: nothing to retrieve (no script lines spoken by {character} "
                                      f"and sources={list(self.sources)}); add script or use retrieval.sources=[profile]")
-            shortest = min(len(p.text) for p in passages)
+            shortest = min(shown_length(p) for p in passages)
             if self.budget < shortest:
                 raise ConfigError(f"retrieval.budget={self.budget} is smaller than one exemplar ({character}'s shortest "
                                   f"passage has {shortest} characters); raise retrieval.budget")
@@ -105,10 +110,11 @@ class Retriever:
             if len(out) >= (k or self.k):
                 break
             p = passages[i]
-            if used + len(p.text) > self.budget:
+            size = shown_length(p)
+            if used + size > self.budget:
                 continue
             out.append(p)
-            used += len(p.text)
+            used += size
         return out
 
 

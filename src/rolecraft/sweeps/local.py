@@ -68,6 +68,8 @@ def run_local(sweep_path: str | Path, runs_dir: str | Path, extra: list[str] | N
     module = PROGRAMS[sweep["program"]]
     swept = {k for k, spec in sweep["parameters"].items() if "values" in spec}
     res = LocalResult()
+    root.mkdir(parents=True, exist_ok=True)
+    lock = _lock(root)  # held until this process ends: two runners on one directory would clear each other's runs
     for i, point in enumerate(points):
         args = [*point, *extra]
         # the swept values to read, plus a hash of everything the run was given: changing a fixed
@@ -92,4 +94,18 @@ def run_local(sweep_path: str | Path, runs_dir: str | Path, extra: list[str] | N
         else:
             res.failed.append((run_dir, rc))
             log(f"[{i + 1}/{len(points)}] FAILED (exit {rc}): {run_dir}; rerun the same command to retry")
+    lock.close()
     return res
+
+
+def _lock(root: Path):
+    import fcntl
+
+    f = open(root / ".run-local.lock", "w")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise ConfigError(f"{root}: another `rolecraft sweep run-local` is running on this directory; wait for it "
+                          f"or use another --runs-dir") from None
+    return f
