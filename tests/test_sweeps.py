@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, cli_env
 from rolecraft.errors import ConfigError
 from rolecraft.sweeps.experiments import grid_points, known_experiments, load_experiment
-from rolecraft.sweeps.sweepfile import check_composes, expand, load_sweep, render
+from rolecraft.sweeps.sweepfile import check_composes, expand, load_sweep
 
 SWEEPS = sorted((REPO / "sweeps").glob("*.yaml"))
 QUICK = ["trainer.max_steps=2", "trainer.val_check_interval=2", "trainer.checkpoint_every_n_steps=2",
