@@ -97,3 +97,24 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise DataError(f"{path}:{e.lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+
+
+def csv_records(reader) -> Iterator[tuple[int, list[str]]]:
+    """``(first line, fields)`` of each record after the header, blank records skipped. A quoted
+    field may span lines, so the line is where the record starts. A malformed record raises
+    ``csv.Error`` with its line in ``.line``."""
+    import csv
+
+    end = reader.line_num
+    while True:
+        start = end + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            e.line = start
+            raise
+        end = reader.line_num
+        if fields and any(f.strip() for f in fields):
+            yield start, fields

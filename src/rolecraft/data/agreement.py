@@ -205,22 +205,16 @@ def _read_csv(src: Source) -> None:
     if missing:
         raise DataError(f"{src.path}: missing column(s) {', '.join(missing)}; an annotation CSV has columns id,emotion")
     i_id, i_emo = header.index("id"), header.index("emotion")
-    end = reader.line_num
-    while True:
-        start = end + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            raise DataError(f"{src.path}:{start}: malformed CSV ({e})") from None
-        end = reader.line_num
-        if not any(f.strip() for f in row):
-            continue
-        where = f"{src.path}:{start}"
-        if len(row) <= max(i_id, i_emo):
-            raise DataError(f"{where}: row has {len(row)} field(s), the header has {len(header)}")
-        _put(src, row[i_id], normalize_label(row[i_emo], where), where)
+    from rolecraft.fileio import csv_records
+
+    try:
+        for start, row in csv_records(reader):
+            where = f"{src.path}:{start}"
+            if len(row) <= max(i_id, i_emo):
+                raise DataError(f"{where}: row has {len(row)} field(s), the header has {len(header)}")
+            _put(src, row[i_id], normalize_label(row[i_emo], where), where)
+    except csv.Error as e:
+        raise DataError(f"{src.path}:{e.line}: malformed CSV ({e})") from None
 
 
 def _read_jsonl(src: Source) -> None:

@@ -19,6 +19,15 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, ax, out: Path) -> Path:
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
 def bars(t: Table, out: Path) -> Path | None:
     """One bar per row and metric, ours with std error bars, the paper's value as a hollow marker."""
     rows = [r for r in t.rows if any(c.n for c in r.cells.values())]
@@ -41,12 +50,7 @@ def bars(t: Table, out: Path) -> Path | None:
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels([r.label for r in rows], rotation=20, ha="right")
     ax.set_title(t.experiment.title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, ax, out)
 
 
 def loss_curves(t: Table, out: Path) -> Path | None:
@@ -81,9 +85,4 @@ def loss_curves(t: Table, out: Path) -> Path | None:
     ax.set_xlabel("step")
     ax.set_ylabel("train loss")
     ax.set_title(f"{t.experiment.title}: training loss")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, ax, out)

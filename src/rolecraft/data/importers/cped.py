@@ -186,37 +186,38 @@ def _read_rows(src: Path, defects: list[Defect]) -> list[tuple[int, dict[str, st
     index = {c: header.index(c) for c in REQUIRED_COLUMNS}
     rows: list[tuple[int, dict[str, str]]] = []
     seen: dict[str, int] = {}
-    line_end = reader.line_num
-    while True:
-        start = line_end + 1
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            defects.append(Defect(str(src), start, "malformed_row", f"malformed CSV ({e}); rest of the file skipped"))
-            break
-        line_end = reader.line_num
-        if not fields or not any(f.strip() for f in fields):
-            continue  # blank line
-        if len(fields) != len(header):
-            defects.append(Defect(str(src), start, "malformed_row",
-                                  f"row has {len(fields)} fields, the header has {len(header)}; skipped"))
-            continue
-        row = {c: fields[i].strip() for c, i in index.items()}
-        empty = [c for c in ("Utterance_ID", "Dialogue_ID", "Speaker", "Utterance") if not row[c]]
-        if empty:
-            what = "empty utterance" if empty == ["Utterance"] else f"empty {', '.join(empty)}"
-            defects.append(Defect(str(src), start, "empty_field", f"{what}; row skipped"))
-            continue
-        uid = row["Utterance_ID"]
-        if uid in seen:
-            defects.append(Defect(str(src), start, "duplicate_id",
-                                  f"Utterance_ID {uid!r} repeated (first at line {seen[uid]}); row skipped"))
-            continue
-        seen[uid] = start
-        rows.append((start, row))
+    from rolecraft.fileio import csv_records
+
+    try:
+        for start, fields in csv_records(reader):
+            row = _row(src, start, fields, header, index, seen, defects)
+            if row is not None:
+                rows.append((start, row))
+    except csv.Error as e:
+        defects.append(Defect(str(src), e.line, "malformed_row", f"malformed CSV ({e}); rest of the file skipped"))
     return rows
+
+
+def _row(src, start: int, fields: list[str], header: list[str], index: dict, seen: dict,
+         defects: list) -> dict[str, str] | None:
+    """One CSV record as {column: value}, or None (reported) when it cannot be used."""
+    if len(fields) != len(header):
+        defects.append(Defect(str(src), start, "malformed_row",
+                              f"row has {len(fields)} fields, the header has {len(header)}; skipped"))
+        return None
+    row = {c: fields[i].strip() for c, i in index.items()}
+    empty = [c for c in ("Utterance_ID", "Dialogue_ID", "Speaker", "Utterance") if not row[c]]
+    if empty:
+        what = "empty utterance" if empty == ["Utterance"] else f"empty {', '.join(empty)}"
+        defects.append(Defect(str(src), start, "empty_field", f"{what}; row skipped"))
+        return None
+    uid = row["Utterance_ID"]
+    if uid in seen:
+        defects.append(Defect(str(src), start, "duplicate_id",
+                              f"Utterance_ID {uid!r} repeated (first at line {seen[uid]}); row skipped"))
+        return None
+    seen[uid] = start
+    return row
 
 
 def import_cped(
