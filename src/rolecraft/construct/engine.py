@@ -82,6 +82,12 @@ def _content_and_usage(data) -> tuple[str, int, int]:
     return str(content or ""), int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
 
 
+def request_params(llm) -> dict:
+    """The sampling parameters every request carries (and the journal key and provenance record)."""
+    p = {"temperature": llm.temperature, "top_p": llm.top_p, "max_tokens": llm.max_tokens, "seed": llm.seed}
+    return {k: v for k, v in p.items() if v is not None}
+
+
 def feedback(reason: str) -> str:
     return f"你的回答不符合要求：{reason}请按要求重新输出完整的答案。"
 
@@ -96,9 +102,7 @@ class Engine:
     stats: dict[str, StageStats] = field(default_factory=dict)
 
     def __post_init__(self):
-        p = {"temperature": self.llm.temperature, "top_p": self.llm.top_p, "max_tokens": self.llm.max_tokens,
-             "seed": self.llm.seed}
-        self.params = {k: v for k, v in p.items() if v is not None}
+        self.params = request_params(self.llm)
         self._pkey = params_key(self.params)
         # one limiter for the whole run: a new stage must not start with a fresh burst
         self.limiter = RateLimiter(self.llm.requests_per_minute, self.llm.tokens_per_minute, self.llm.burst_seconds)

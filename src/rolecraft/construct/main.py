@@ -106,7 +106,7 @@ def _check_limits(cfg) -> None:
 
 def run(cfg: DictConfig) -> dict:
     from rolecraft.construct.costs import format_usd, price_of
-    from rolecraft.construct.engine import Engine
+    from rolecraft.construct.engine import Engine, request_params
     from rolecraft.construct.journal import Journal
     from rolecraft.construct.stages import PLANNERS, Context
     from rolecraft.construct.templates import load_template
@@ -121,8 +121,7 @@ def run(cfg: DictConfig) -> dict:
     run_dir = Path(cfg.paths.output_dir)
     out = Path(c.out).expanduser() if c.out else run_dir / "dataset"
     journal_path = Path(c.journal).expanduser() if c.journal else Path(cfg.paths.cache_dir).expanduser() / "construct_journal.sqlite"
-    params = {k: v for k, v in {"temperature": cfg.llm.temperature, "top_p": cfg.llm.top_p,
-                                "max_tokens": cfg.llm.max_tokens, "seed": cfg.llm.seed}.items() if v is not None}
+    params = request_params(cfg.llm)
     ctx = Context(c, cfg.llm.model, params, cfg.seed, _characters(ds, list(c.characters)))
     if c.dry_run:
         return dry_run(cfg, ds, ctx, stages, journal_path)
