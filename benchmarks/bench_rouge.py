@@ -13,9 +13,10 @@ What is timed (median of `--repeats` runs each; jieba's dictionary is loaded bef
 
 * tokenisation: jieba over every prediction and reference, done ONCE and timed on its own;
 * "pre-tokenised" row: on those same space-joined token strings, rouge-chinese
-  `Rouge(metrics=["rouge-l"]).get_scores(hyp, ref)` vs ours `words_many` (the sentence split of all
-  texts in one regex pass) + `rouge_l_words` per pair (both do the sentence split + word lists + LCS;
-  neither tokenises);
+  `Rouge(metrics=["rouge-l"]).get_scores(hyp, ref)` vs ours `rouge_l_pairs(hyps, refs)` (both do
+  the sentence split + word lists + LCS; neither tokenises). Ours runs in `tokenlcs.c` when it is
+  built (the script says which path ran); the Python path (`words_many` + `rouge_l_words`, what
+  runs without a C compiler) is timed as well;
 * "end-to-end" row: raw text in, jieba inside the loop: jieba + rouge-chinese vs ours
   `rouge_l_many(preds, refs)`, which tokenises each distinct text once (jieba dominates both, so this
   ratio is small by construction).
@@ -90,13 +91,18 @@ def main() -> None:
 
     from rolecraft.evaluation.rouge import (
         RougeOptions,
+        Score,
         rouge_l_many,
+        rouge_l_pairs,
         rouge_l_words,
         tokenize,
         words,
         words_many,
     )
 
+    from rolecraft.evaluation import tokenlcs
+
+    path = "native tokenlcs" if tokenlcs.library() is not None else "Python fallback"
     pairs, ranks = load_pairs(args.data, args.pairs)
     jieba.setLogLevel(logging.WARNING)
     t0 = time.perf_counter()
@@ -118,7 +124,12 @@ def main() -> None:
     def base_pre_all_metrics():
         return [theirs_all.get_scores(h, r)[0]["rouge-l"] for h, r in tok]
 
+    hyps, refs = [h for h, _ in tok], [r for _, r in tok]
+
     def ours_pre():
+        return rouge_l_pairs(hyps, refs)  # (p, r, f) arrays; made comparable after the clock
+
+    def ours_pre_python():
         lists = words_many([t for pair in tok for t in pair])
         return [rouge_l_words(lists[2 * i], lists[2 * i + 1]) for i in range(len(tok))]
 
@@ -134,13 +145,16 @@ def main() -> None:
         return rouge_l_many([p for p, _ in pairs], [[r] for _, r in pairs], opts)
 
     bp, bp_runs, b_scores = median_time(base_pre, args.repeats)
-    op, op_runs, o_scores = median_time(ours_pre, args.repeats)
+    op, op_runs, o_arrays = median_time(ours_pre, args.repeats)
+    o_scores = [Score(*t) for t in zip(*(a.tolist() for a in o_arrays))]
+    oy, oy_runs, oy_scores = median_time(ours_pre_python, args.repeats)
     be, be_runs, be_f = median_time(base_e2e, args.repeats)
     oe, oe_runs, oe_f = median_time(ours_e2e, args.repeats)
     ba, _, ba_scores = median_time(base_pre_all_metrics, max(1, min(args.repeats, 3)))
     ol, _, ol_scores = median_time(ours_lcs_only, args.repeats)
 
     diff = {s: max(abs(getattr(o, s) - b[s]) for o, b in zip(o_scores, b_scores)) for s in ("f", "p", "r")}
+    diff["f (Python path)"] = max(abs(o.f - b["f"]) for o, b in zip(oy_scores, b_scores))
     diff["f (end-to-end)"] = max(abs(o - b) for o, b in zip(oe_f, be_f))
     diff["f (word lists prebuilt)"] = max(abs(o.f - b["f"]) for o, b in zip(ol_scores, b_scores))
     diff["f (Rouge() default metrics)"] = max(abs(o.f - b["f"]) for o, b in zip(o_scores, ba_scores))
@@ -158,8 +172,9 @@ def main() -> None:
     print()
     print("pre-tokenised (same jieba tokens, scoring only):")
     print(f"  rouge-chinese Rouge(metrics=['rouge-l']): {bp:.4f} s  {[round(t, 4) for t in bp_runs]}")
-    print(f"  ours words_many() + rouge_l_words():      {op:.4f} s  {[round(t, 4) for t in op_runs]}")
+    print(f"  ours rouge_l_pairs() [{path}]:{' ' * (17 - len(path))}{op:.4f} s  {[round(t, 4) for t in op_runs]}")
     print(f"  speedup: {bp / op:.1f}x  (target >= 100x: {'met' if bp / op >= 100 else 'NOT met'})")
+    print(f"  ours, Python path (words_many + rouge_l_words): {oy:.4f} s = {bp / oy:.1f}x")
     print(f"  (rouge-chinese Rouge() default, also Rouge-1/2: {ba:.4f} s = {ba / op:.1f}x ours; reference only)")
     print(f"  (ours rouge_l_words() alone, word lists built beforehand: {ol * 1000:.1f} ms = {bp / ol:.0f}x; NOT "
           "like-for-like: rouge-chinese's time includes its sentence split + word lists; reference only)")
@@ -172,6 +187,8 @@ def main() -> None:
           "| max abs. diff of F |\n|---|---|---|---|---|")
     print(f"| pre-tokenised (jieba once up front: {tok_s:.2f} s) | {bp:.3f} s | {op * 1000:.1f} ms "
           f"| {bp / op:.0f}x | {diff['f']!r} |")
+    print(f"| pre-tokenised, Python path (no C compiler) | {bp:.3f} s | {oy * 1000:.1f} ms "
+          f"| {bp / oy:.0f}x | {diff['f (Python path)']!r} |")
     print(f"| end-to-end (jieba included) | {be:.2f} s | {oe:.2f} s | {be / oe:.2f}x | {diff['f (end-to-end)']!r} |")
 
     if any(v != 0.0 for v in diff.values()):
