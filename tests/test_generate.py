@@ -65,11 +65,14 @@ def one_at_a_time(model, tok, prompts, gen, stop_ids) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("share_prefix,drop_finished", [(False, False), (True, False), (False, True), (True, True)])
-def test_batched_greedy_answers_equal_one_prompt_at_a_time(demo_prompts, share_prefix, drop_finished):
+@pytest.mark.parametrize("share_prefix,drop_finished,continuous", [
+    (False, False, False), (True, False, False), (False, True, False), (True, True, False), (False, True, True),
+    (True, True, True)])
+def test_batched_greedy_answers_equal_one_prompt_at_a_time(demo_prompts, share_prefix, drop_finished, continuous):
     model, tok, prompts, gen, stop_ids, reference = demo_prompts
     assert any(reference) and len(set(reference)) > 5  # the model says different things to different prompts
-    cfg = OmegaConf.merge(gen, {"share_prefix": share_prefix, "drop_finished": drop_finished})
+    cfg = OmegaConf.merge(gen, {"share_prefix": share_prefix, "drop_finished": drop_finished,
+                                "continuous": continuous})
     shared = [s for _, s in plan_batches(prompts, 16, share_prefix)]
     assert any(shared) == share_prefix  # the demo prompts do share a long prefix
     assert generate(model, tok, prompts, cfg, stop_ids, batch_size=16) == reference
@@ -101,3 +104,72 @@ def test_remote_code_models_take_the_plain_generate_path(demo_prompts, monkeypat
     finally:
         model.__class__ = native
     assert out == reference[:8]
+
+
+def _forward_count(model):
+    calls = []
+    handle = model.register_forward_hook(lambda *a: calls.append(1))
+    return calls, handle
+
+
+def test_continuous_batching_runs_fewer_forward_passes_for_the_same_answers(demo_prompts):
+    model, tok, prompts, gen, stop_ids, reference = demo_prompts
+    counts = {}
+    for continuous in (False, True):
+        cfg = OmegaConf.merge(gen, {"continuous": continuous})
+        calls, handle = _forward_count(model)
+        try:
+            assert generate(model, tok, prompts, cfg, stop_ids, batch_size=8) == reference
+        finally:
+            handle.remove()
+        counts[continuous] = len(calls)
+    # per batch, every batch decodes to its longest answer; refilled slots keep the batch full
+    assert counts[True] < counts[False], counts
+
+
+def test_a_cache_that_cannot_be_joined_takes_the_per_batch_path(demo_prompts, monkeypatch):
+    import rolecraft.evaluation.continuous as c
+
+    model, tok, prompts, gen, stop_ids, reference = demo_prompts
+    monkeypatch.setattr(c, "plain_kv", lambda cache: False)  # as for a sliding-window or hybrid cache
+    assert generate(model, tok, prompts[:10], gen, stop_ids, batch_size=4) == reference[:10]
+
+
+def test_running_batch_joins_left_padded_and_cuts_columns_nobody_uses():
+    from transformers.cache_utils import DynamicCache
+
+    from rolecraft.evaluation.continuous import _Running
+
+    def cache(rows, length, fill):
+        t = torch.full((rows, 1, length, 2), float(fill))
+        return DynamicCache(ddp_cache_data=[(t, t + 100)])
+
+    run = _Running()
+    run.join(cache(1, 6, 1), [10], torch.ones(1, 6, dtype=torch.long), torch.tensor([5]), torch.tensor([7]))
+    run.join(cache(2, 3, 2), [11, 12], torch.tensor([[1, 1, 1], [0, 1, 1]]), torch.tensor([2, 1]),
+             torch.tensor([8, 9]))
+    keys = run.cache.layers[0].keys
+    assert keys.shape == (3, 1, 6, 2) and run.rows == [10, 11, 12]
+    assert run.mask.tolist() == [[1] * 6, [0, 0, 0, 1, 1, 1], [0, 0, 0, 0, 1, 1]]
+    assert keys[1, 0, :3].abs().sum() == 0 and (keys[1, 0, 3:] == 2).all()  # the shorter cache is left-padded
+    assert (run.cache.layers[0].values[1, 0, 3:] == 102).all()
+    run.keep([1, 2])  # the long row leaves: its first three columns are nobody's now
+    assert run.mask.tolist() == [[1, 1, 1], [0, 1, 1]] and run.cache.layers[0].keys.shape == (2, 1, 3, 2)
+    assert run.rows == [11, 12] and run.nxt.tolist() == [8, 9] and run.last.tolist() == [2, 1]
+    run.keep([])
+    assert run.rows == [] and run.cache is None
+
+
+def test_spare_layer_writes_in_place_and_grows_past_its_room():
+    from rolecraft.evaluation.continuous import _spare_layer_class
+
+    k, v = torch.randn(2, 1, 3, 4), torch.randn(2, 1, 3, 4)
+    layer = _spare_layer_class()(k, v, spare=2)
+    ref_k, ref_v = k, v
+    for step in range(5):  # the third token no longer fits in the room of 2
+        nk, nv = torch.randn(2, 1, 1, 4), torch.randn(2, 1, 1, 4)
+        keys, values = layer.update(nk, nv)
+        ref_k, ref_v = torch.cat([ref_k, nk], 2), torch.cat([ref_v, nv], 2)
+        assert torch.equal(keys, ref_k) and torch.equal(values, ref_v) and layer.get_seq_length() == 4 + step
+    layer.batch_select_indices(torch.tensor([1]))
+    assert torch.equal(layer.keys, ref_k[1:]) and torch.equal(layer.values, ref_v[1:])

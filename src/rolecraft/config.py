@@ -174,6 +174,9 @@ class GenerationConfig:
     # speed (greedy, no repetition penalty): a row leaves the batch once it has stopped instead of
     # decoding padding until the longest answer ends
     drop_finished: bool = True
+    # speed (with drop_finished): continuous batching, a freed slot is refilled with the next prompt
+    # at once instead of when the whole batch has finished
+    continuous: bool = True
 
 
 @dataclass
@@ -454,6 +457,7 @@ class ChatGenerationConfig(GenerationConfig):
     max_new_tokens: int = 256
     share_prefix: bool = False
     drop_finished: bool = False
+    continuous: bool = False
 
 
 @dataclass

@@ -25,16 +25,14 @@ def _common_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
     return len(os.path.commonprefix([list(p) for p in prompts]))
 
 
-def plan_batches(prompts: Sequence[Sequence[int]], batch_size: int, share_prefix: bool) -> list[tuple[list[int], int]]:
-    """Batches of prompt indices, each with the length of the prefix its rows share (0: none used).
-
-    Prompts are grouped into families that share at least MIN_SHARED_PREFIX leading tokens (the
-    lexicographic order puts them next to each other); each family is batched longest first. The
-    shared length always leaves every row at least one token of its own to prefill."""
+def plan_families(prompts: Sequence[Sequence[int]], share_prefix: bool) -> list[tuple[list[int], int]]:
+    """Groups of prompt indices that share at least MIN_SHARED_PREFIX leading tokens (the
+    lexicographic order puts them next to each other), each longest first with the length its
+    members share (leaving each at least one token of its own); then the prompts without a
+    partner, longest first, as one group with 0. Without share_prefix: all in one group, 0."""
     n = len(prompts)
     if not share_prefix:
-        order = sorted(range(n), key=lambda i: -len(prompts[i]))
-        return [(order[i:i + batch_size], 0) for i in range(0, n, batch_size)]
+        return [(sorted(range(n), key=lambda i: -len(prompts[i])), 0)] if n else []
     lex = sorted(range(n), key=lambda i: prompts[i])
     families: list[list[int]] = []
     for i in lex:
@@ -42,16 +40,26 @@ def plan_batches(prompts: Sequence[Sequence[int]], batch_size: int, share_prefix
             families[-1].append(i)
         else:
             families.append([i])
-    loose = [i for f in families if len(f) == 1 for i in f]  # no partner: plain left-padded batches
-    batches = []
+    out = []
     for fam in (f for f in families if len(f) > 1):
         fam.sort(key=lambda i: -len(prompts[i]))
+        shared = min(_common_prefix_length([prompts[i] for i in fam]), min(len(prompts[i]) for i in fam) - 1)
+        out.append((fam, shared if shared >= MIN_SHARED_PREFIX else 0))
+    loose = sorted((i for f in families if len(f) == 1 for i in f), key=lambda i: -len(prompts[i]))
+    return out + ([(loose, 0)] if loose else [])
+
+
+def plan_batches(prompts: Sequence[Sequence[int]], batch_size: int, share_prefix: bool) -> list[tuple[list[int], int]]:
+    """Batches of prompt indices, each with the length of the prefix its rows share (0: none used):
+    each family of ``plan_families`` cut into batches, a batch's shared length its own rows'."""
+    batches = []
+    for fam, fam_shared in plan_families(prompts, share_prefix):
         for k in range(0, len(fam), batch_size):
             idx = fam[k:k + batch_size]
-            shared = min(_common_prefix_length([prompts[i] for i in idx]), min(len(prompts[i]) for i in idx) - 1)
-            batches.append((idx, shared if shared >= MIN_SHARED_PREFIX and len(idx) > 1 else 0))
-    loose.sort(key=lambda i: -len(prompts[i]))
-    batches += [(loose[k:k + batch_size], 0) for k in range(0, len(loose), batch_size)]
+            shared = 0
+            if fam_shared and len(idx) > 1:
+                shared = min(_common_prefix_length([prompts[i] for i in idx]), min(len(prompts[i]) for i in idx) - 1)
+            batches.append((idx, shared if shared >= MIN_SHARED_PREFIX else 0))
     return batches
 
 
@@ -100,15 +108,35 @@ def _greedy(model, ids, mask, cache, cache_kw: str, max_new_tokens: int, stop_id
     return new
 
 
+def _decode(tokenizer, new: list[int], stop_ids: list[int]) -> str:
+    cut = next((k for k, t in enumerate(new) if t in stop_ids), len(new))
+    return tokenizer.decode(new[:cut], skip_special_tokens=True).strip()
+
+
 @torch.inference_mode()  # not just no_grad: no version counters on the many small tensors (~10% on CPU)
 def generate(model, tokenizer, prompts: Sequence[list[int]], gen_cfg, stop_ids: list[int],
              batch_size: int = 16, seed: int = 0, progress: bool = False) -> list[str]:
     """Answers for token-id prompts, in input order. Greedy unless gen_cfg.do_sample."""
     was_training = model.training
     model.eval()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(prompts), desc="generate", unit="prompt")
+    try:
+        news = _generate_tokens(model, tokenizer, prompts, gen_cfg, stop_ids, batch_size, seed, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+        if was_training:
+            model.train()
+    return [_decode(tokenizer, new, stop_ids) for new in news]
+
+
+def _generate_tokens(model, tokenizer, prompts, gen_cfg, stop_ids, batch_size, seed, bar) -> list[list[int]]:
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
-    out: list[str] = [""] * len(prompts)
     kwargs = dict(max_new_tokens=gen_cfg.max_new_tokens, do_sample=gen_cfg.do_sample, eos_token_id=stop_ids,
                   pad_token_id=pad_id, repetition_penalty=gen_cfg.repetition_penalty)
     if gen_cfg.do_sample:
@@ -116,20 +144,22 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], gen_cfg, stop_ids: 
         torch.manual_seed(seed)
     else:
         kwargs.update(temperature=None, top_p=None, top_k=None)
-    # both fast paths handle the KV cache themselves: only for transformers' own model classes
+    # the fast paths handle the KV cache themselves: only for transformers' own model classes
     native = is_native_transformers(model)
     share = native and bool(getattr(gen_cfg, "share_prefix", False))
-    # the own greedy loop covers plain greedy decoding; sampling and penalties go through `generate`
+    # the own greedy loops cover plain greedy decoding; sampling and penalties go through `generate`
     own_loop = (native and bool(getattr(gen_cfg, "drop_finished", False)) and not gen_cfg.do_sample
                 and gen_cfg.repetition_penalty == 1.0)
     cache_kw = cache_kwarg(model) if share or own_loop else ""
-    batches = plan_batches(prompts, batch_size, share)
-    iterator = batches
-    if progress:
-        from tqdm import tqdm
+    if own_loop and getattr(gen_cfg, "continuous", False):
+        from rolecraft.evaluation.continuous import continuous_greedy
 
-        iterator = tqdm(batches, desc="generate", unit="batch")
-    for idx, shared in iterator:
+        news = continuous_greedy(model, prompts, batch_size, share, pad_id, cache_kw, gen_cfg.max_new_tokens,
+                                 stop_ids, bar)
+        if news is not None:
+            return news
+    out: list[list[int]] = [[] for _ in prompts]
+    for idx, shared in plan_batches(prompts, batch_size, share):
         tails = [prompts[i][shared:] for i in idx]
         width = max(len(t) for t in tails)
         ids = torch.full((len(idx), shared + width), pad_id, dtype=torch.long)
@@ -149,8 +179,7 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], gen_cfg, stop_ids: 
             news = [row.tolist() for row in model.generate(input_ids=ids, attention_mask=mask, **kwargs, **extra)
                     [:, shared + width:]]
         for new, i in zip(news, idx):
-            cut = next((k for k, t in enumerate(new) if t in stop_ids), len(new))
-            out[i] = tokenizer.decode(new[:cut], skip_special_tokens=True).strip()
-    if was_training:
-        model.train()
+            out[i] = new
+        if bar is not None:
+            bar.update(len(idx))
     return out
