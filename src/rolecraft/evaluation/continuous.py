@@ -2,8 +2,9 @@
 
 Per-batch decoding runs every batch to its longest answer, so at batch 16 a 125-prompt test split
 took ~10 batches x up to 64 steps while answers average ~36 tokens. Here the batch is one running
-KV cache: rows that stop leave it, and new prompts (of any character) are prefilled - against
-their character's shared prefix, computed once - and joined to it. Rows of different lengths sit
+KV cache: once a quarter of its rows have stopped they leave it, and as many new prompts (of any
+character) are prefilled - against their character's shared prefix, computed once - and joined
+to it. Rows of different lengths sit
 side by side by left-padding the shorter cache with masked columns; position ids are tracked per
 row, so every row sees exactly the positions and tokens it would see alone. Columns no live row
 uses any more are cut off the left.
@@ -14,6 +15,7 @@ per-batch path for anything else.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Sequence
 
 import torch
@@ -43,6 +45,7 @@ def _pad_left(t: torch.Tensor, n: int, dim: int) -> torch.Tensor:
     return torch.cat([t.new_zeros(shape), t], dim=dim)
 
 
+@lru_cache(maxsize=1)  # one class, defined on first use: transformers is imported lazily
 def _spare_layer_class():
     from transformers.cache_utils import DynamicLayer
 
