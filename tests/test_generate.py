@@ -173,3 +173,23 @@ def test_spare_layer_writes_in_place_and_grows_past_its_room():
         assert torch.equal(keys, ref_k) and torch.equal(values, ref_v) and layer.get_seq_length() == 4 + step
     layer.batch_select_indices(torch.tensor([1]))
     assert torch.equal(layer.keys, ref_k[1:]) and torch.equal(layer.values, ref_v[1:])
+
+
+def test_spare_layer_takes_crop_and_repeat_into_its_buffers():
+    from rolecraft.evaluation.continuous import _spare_layer_class
+
+    k = torch.randn(1, 1, 4, 2)
+    layer = _spare_layer_class()(k, k + 1, spare=3)
+    layer.crop(-1)
+    layer.batch_repeat_interleave(2)
+    nk = torch.randn(2, 1, 1, 2)
+    keys, values = layer.update(nk, nk + 1)
+    expected = torch.cat([k[:, :, :3].repeat_interleave(2, 0), nk], 2)
+    assert torch.equal(keys, expected) and torch.equal(values, expected + 1)
+
+
+def test_no_new_tokens_asked_none_given(demo_prompts):
+    model, tok, prompts, gen, stop_ids, _ = demo_prompts
+    from rolecraft.evaluation.continuous import continuous_greedy
+
+    assert continuous_greedy(model, prompts[:3], 4, True, tok.pad_token_id, "cache", 0, stop_ids) == [[], [], []]

@@ -111,3 +111,32 @@ def test_build_compiles_a_loadable_library_named_by_its_source(tmp_path):
     with pytest.raises(RuntimeError, match="failed"):
         tokenlcs_build.build(tmp_path / "broken.c")
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_the_empty_word_is_not_the_nul_word_on_either_path(monkeypatch):
+    """rouge-chinese makes an empty word of a whitespace-only sentence; rapidfuzz hashes "" like
+    "\\x00", which once made the Python path count them as equal."""
+    from rolecraft.evaluation.rouge import RougeOptions, rouge_l, rouge_l_many
+
+    hyp, ref = "x\x00", "x\n \ny"
+    theirs = Rouge(metrics=["rouge-l"]).get_scores(hyp, ref)[0]["rouge-l"]["f"]
+    opts = RougeOptions(tokenizer="char")
+    assert words(ref) == ["x", "", "y"]
+    assert rouge_l_words(words(hyp), words(ref)).f == theirs
+    assert rouge_l(hyp, [ref], opts) == rouge_l_many([hyp], [[ref]], opts)[0]
+    monkeypatch.setattr(tokenlcs, "pair_lcs", lambda *a: None)
+    assert rouge_l_pairs([hyp], [ref])[2][0] == theirs
+
+
+@needs_compiler
+def test_build_takes_a_compiler_command_with_arguments_and_reports_one_that_cannot_run(tmp_path, monkeypatch):
+    src = tmp_path / "tokenlcs.c"
+    shutil.copy(tokenlcs_build.SOURCE, src)
+    monkeypatch.setenv("CC", f"env {tokenlcs_build.compiler()}")  # like CC="ccache gcc"
+    assert tokenlcs_build.build(src).is_file()
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(tokenlcs_build.SOURCE, other / "tokenlcs.c")
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    with pytest.raises(RuntimeError, match="could not run"):
+        tokenlcs_build.build(other / "tokenlcs.c")

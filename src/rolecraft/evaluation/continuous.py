@@ -79,6 +79,19 @@ def _spare_layer_class():
         def batch_select_indices(self, indices: torch.Tensor) -> None:
             self.assign(self.keys[indices], self.values[indices])
 
+        # DynamicLayer's other in-place edits replace self.keys/values: take them into the buffers
+        def crop(self, tokens_to_remove: int) -> None:
+            super().crop(tokens_to_remove)
+            self.assign(self.keys, self.values)
+
+        def batch_repeat_interleave(self, repeats: int) -> None:
+            super().batch_repeat_interleave(repeats)
+            self.assign(self.keys, self.values)
+
+        def reorder_cache(self, beam_idx: torch.Tensor) -> None:
+            super().reorder_cache(beam_idx)
+            self.assign(self.keys, self.values)
+
     return SpareLayer
 
 
@@ -151,6 +164,8 @@ def continuous_greedy(model, prompts: Sequence[Sequence[int]], batch_size: int, 
     """Each prompt's new tokens (its stop token included), or None when the model's cache is not a
     plain DynamicCache (found at the first prefill: use the per-batch path). `bar`: a tqdm to
     advance by each finished prompt."""
+    if max_new_tokens <= 0:
+        return [[] for _ in prompts]
     device = next(model.parameters()).device
     fams = plan_families(prompts, share_prefix)
     queue = [(i, f) for f, (idx, _) in enumerate(fams) for i in idx]

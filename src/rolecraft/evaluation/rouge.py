@@ -126,10 +126,19 @@ class Score(NamedTuple):
 ZERO = Score(0.0, 0.0, 0.0)
 
 
+def _lcs(hyp: list[str], ref: list[str]) -> int:
+    # rapidfuzz compares a one-character word by its code point and others by hash(), and
+    # hash("") == 0 == ord("\x00"): rouge-chinese's empty word (a whitespace-only sentence) needs ids
+    if "" in hyp or "" in ref:
+        ids: dict[str, int] = {}
+        hyp, ref = [ids.setdefault(w, len(ids)) for w in hyp], [ids.setdefault(w, len(ids)) for w in ref]
+    return LCSseq.similarity(hyp, ref)
+
+
 def rouge_l_words(hyp: list[str], ref: list[str]) -> Score:
     if not hyp or not ref:
         return ZERO
-    lcs = LCSseq.similarity(hyp, ref)
+    lcs = _lcs(hyp, ref)
     p, r = lcs / len(hyp), lcs / len(ref)
     return Score(p, r, 2.0 * ((p * r) / (p + r + 1e-8)))
 
@@ -167,7 +176,7 @@ def rouge_l(prediction: str, references: list[str], opts: RougeOptions = RougeOp
 def _lcs_python(texts: list[str], hyp: list[int], ref: list[int]) -> tuple[list[int], list[int], list[int]]:
     idx = sorted(set(hyp) | set(ref))
     lists = dict(zip(idx, words_many([texts[i] for i in idx])))
-    lcs = [LCSseq.similarity(lists[h], lists[r]) if lists[h] and lists[r] else 0 for h, r in zip(hyp, ref)]
+    lcs = [_lcs(lists[h], lists[r]) if lists[h] and lists[r] else 0 for h, r in zip(hyp, ref)]
     return lcs, [len(lists[h]) for h in hyp], [len(lists[r]) for r in ref]
 
 

@@ -237,25 +237,26 @@ static int64_t lcs_pair(const token_t *hyp, int64_t n, const token_t *ref,
     while (cap < 2 * m) cap <<= 1;
     if (grow((void **)&w->table, &w->table_cap, cap, sizeof(int32_t)) ||
         grow((void **)&w->ids, &w->ids_cap, m, sizeof(int32_t)) ||
-        grow((void **)&w->pm, &w->pm_cap, m * words, sizeof(uint64_t)) ||
         grow((void **)&w->v, &w->v_cap, words, sizeof(uint64_t)))
         return -2;
     memset(w->table, 0, (size_t)cap * sizeof(int32_t));
     int64_t mask = cap - 1, distinct = 0;
-    /* the id of each reference token, and of each distinct one its bit mask over positions */
+    /* the id of each reference token ... */
     for (int64_t j = 0; j < m; j++) {
         int64_t slot = (int64_t)(ref[j].hash & (uint64_t)mask);
         while (w->table[slot] && !tok_equal(&ref[w->table[slot] - 1], &ref[j])) slot = (slot + 1) & mask;
         if (!w->table[slot]) {
             w->table[slot] = (int32_t)(j + 1);
-            w->ids[j] = (int32_t)distinct;
-            memset(w->pm + distinct * words, 0, (size_t)words * sizeof(uint64_t));
-            distinct++;
+            w->ids[j] = (int32_t)distinct++;
         } else {
             w->ids[j] = w->ids[w->table[slot] - 1];
         }
-        w->pm[(int64_t)w->ids[j] * words + j / 64] |= 1ULL << (j % 64);
     }
+    /* ... and of each distinct one its bit mask over positions (sized by the distinct words, so a
+     * long reference of few words stays small) */
+    if (grow((void **)&w->pm, &w->pm_cap, distinct * words, sizeof(uint64_t))) return -2;
+    memset(w->pm, 0, (size_t)(distinct * words) * sizeof(uint64_t));
+    for (int64_t j = 0; j < m; j++) w->pm[(int64_t)w->ids[j] * words + j / 64] |= 1ULL << (j % 64);
     for (int64_t k = 0; k < words; k++) w->v[k] = ~0ULL;
     for (int64_t i = 0; i < n; i++) {
         int64_t slot = (int64_t)(hyp[i].hash & (uint64_t)mask);

@@ -22,7 +22,12 @@ def library() -> ctypes.CDLL | None:
         log.warning("native Rouge-L library %s is not built; scoring takes the Python path (same scores, "
                     "slower). Build it: python -m rolecraft.evaluation.tokenlcs_build", path.name)
         return None
-    lib = ctypes.CDLL(str(path))
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError as exc:  # built for another platform, or damaged
+        log.warning("native Rouge-L library %s does not load (%s); scoring takes the Python path (same scores, "
+                    "slower). Rebuild it: python -m rolecraft.evaluation.tokenlcs_build", path.name, exc)
+        return None
     p = ctypes.c_void_p
     lib.rc_pair_lcs.argtypes = [p, p, ctypes.c_int64, p, p, ctypes.c_int64, p, p, p]
     lib.rc_pair_lcs.restype = ctypes.c_int

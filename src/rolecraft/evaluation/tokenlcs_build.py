@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -37,8 +38,11 @@ def build(source: Path = SOURCE) -> Path:
     if cc is None:
         raise RuntimeError("no C compiler (cc, gcc, clang or $CC) found")
     tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
-    cmd = [cc, "-O3", "-std=c99", "-shared", "-fPIC", "-o", str(tmp), str(source)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = [*shlex.split(cc), "-O3", "-std=c99", "-shared", "-fPIC", "-o", str(tmp), str(source)]  # CC="ccache gcc"
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    except OSError as exc:
+        raise RuntimeError(f"{' '.join(cmd)} could not run: {exc}") from exc
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
         raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.strip()}")
