@@ -18,15 +18,13 @@ log = logging.getLogger(__name__)
 @lru_cache(maxsize=1)
 def library() -> ctypes.CDLL | None:
     path = library_path()
-    if not path.is_file():
-        log.warning("native Rouge-L library %s is not built; scoring takes the Python path (same scores, "
-                    "slower). Build it: python -m rolecraft.evaluation.tokenlcs_build", path.name)
-        return None
     try:
+        if not path.is_file():
+            raise OSError("not built")
         lib = ctypes.CDLL(str(path))
-    except OSError as exc:  # built for another platform, or damaged
-        log.warning("native Rouge-L library %s does not load (%s); scoring takes the Python path (same scores, "
-                    "slower). Rebuild it: python -m rolecraft.evaluation.tokenlcs_build", path.name, exc)
+    except OSError as exc:  # not built (no compiler, or the C file changed since), other platform, damaged
+        log.warning("native Rouge-L library %s: %s; scoring takes the Python path (same scores, slower). "
+                    "Build it: python -m rolecraft.evaluation.tokenlcs_build", path.name, exc)
         return None
     p = ctypes.c_void_p
     lib.rc_pair_lcs.argtypes = [p, p, ctypes.c_int64, p, p, ctypes.c_int64, p, p, p]
