@@ -29,9 +29,7 @@ def hydra_record() -> dict:
 def run_config(cfg) -> dict:
     from omegaconf import OmegaConf
 
-    from rolecraft.training.records import redact
-
-    from rolecraft.training.records import SECRET_KEY
+    from rolecraft.rundir import SECRET_KEY, redact
 
     out = redact(OmegaConf.to_container(cfg, resolve=True))
     rec = hydra_record()

@@ -27,7 +27,7 @@ def run(cfg) -> dict:
     from rolecraft.evaluation.metrics import score_predictions
     from rolecraft.evaluation.rouge import RougeOptions
     from rolecraft.fileio import write_json, write_jsonl
-    from rolecraft.training.records import write_config
+    from rolecraft.rundir import write_config
 
     _check(cfg)
     r = cfg.rouge

@@ -59,7 +59,7 @@ def run(cfg) -> dict | None:
                             retriever=build_retriever(cfg.retrieval, ds, cfg.paths.cache_dir))
 
     if _rank_zero():
-        from rolecraft.training.records import write_config
+        from rolecraft.rundir import write_config
 
         write_config(cfg, out)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
-from rolecraft.training.records import redact, write_config
+from rolecraft.rundir import redact, write_config
 
 # built at run time so no key-shaped literal sits in the repository
 FAKE_KEY = "sk-" + "x" * 26
