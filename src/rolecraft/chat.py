@@ -27,53 +27,40 @@ HELP = "commands: /reset (forget the conversation), /save FILE, /character NAME,
 class Session:
     def __init__(self, cfg):
         from rolecraft.data import resolve_data_root, schema
-        from rolecraft.data.prompts import PromptBuilder
+        from rolecraft.data.prompts import PromptBuilder, PromptSpec
         from rolecraft.errors import ConfigError
-        from rolecraft.retrieval.index import build_retriever
 
         self.cfg = cfg
         cache = cfg.paths.cache_dir
-        self.model = self.tok = self.client = None
+        spec = PromptSpec.from_config(cfg.prompt)
+        data_root = cfg.data
         if cfg.source == "run":
-            from rolecraft.evaluation.answers import load_run
+            from rolecraft.data.prompts import recorded_spec, resolve_spec, typed_override_keys
+            from rolecraft.inference.sources import load_run, run_engine
 
             if not cfg.run:
                 raise ConfigError("source=run needs run=RUN_DIR (a finished train.py run directory)")
-            self.model, self.tok, run_cfg = load_run(cfg.run, cache)
-            data_root, emotions, n_ex = run_cfg.data.root, run_cfg.emotions.enabled, run_cfg.data.num_exemplars
-            rcfg, self.model_cfg = run_cfg.get("retrieval"), run_cfg.model
+            trained = load_run(cfg.run, cache, what="run")
+            # the prompt the run trained with; a key typed on the command line wins (and is said)
+            spec, diffs = resolve_spec(recorded_spec(cfg.run)[0], spec, typed_override_keys())
+            if diffs:
+                print(f"[prompt differs from the run's: {'; '.join(diffs)}]", file=sys.stderr)
+            data_root = trained.config.data.root
+            self.engine = run_engine(trained, cfg.device, 10**9)
         elif cfg.source == "model":
-            from rolecraft.modeling.base import load_base
+            from rolecraft.inference.sources import model_engine
 
-            self.model, self.tok, _ = load_base(cfg.model, cache)
-            data_root, emotions, n_ex, rcfg, self.model_cfg = cfg.data, cfg.emotions, cfg.num_exemplars, cfg.retrieval, cfg.model
+            self.engine = model_engine(cfg.model, cache, cfg.device, 10**9)
         elif cfg.source == "openai":
-            from rolecraft.api.client import read_api_key
+            from rolecraft.inference.sources import endpoint_engine
 
-            from openai import OpenAI
-
-            self.client = OpenAI(api_key=read_api_key(cfg.endpoint.api_key_env, "endpoint"),
-                                 base_url=cfg.endpoint.base_url or None, timeout=cfg.endpoint.timeout,
-                                 max_retries=cfg.endpoint.max_retries)
-            data_root, emotions, n_ex, rcfg = cfg.data, cfg.emotions, cfg.num_exemplars, cfg.retrieval
+            self.engine = endpoint_engine(cfg.endpoint, "endpoint", cfg.openai_model, cache, progress=False)
         else:
             raise ConfigError(f"source={cfg.source!r}: use run, model or openai")
         self.ds = schema.load(resolve_data_root(data_root))
-        retriever = build_retriever(rcfg, self.ds, cache) if rcfg is not None and rcfg.backend != "none" else None
-        self.prompts = PromptBuilder(self.ds, emotions, n_ex, retriever)
+        self.prompts = PromptBuilder.from_spec(self.ds, spec, cache)
         self.character = self._check(cfg.character or next(iter(self.ds.characters)))
         self.history: list[dict] = []
-        if self.model is not None:
-            import torch
-
-            from rolecraft.data.tokenize import ChatEncoder
-            from rolecraft.modeling.base import stop_token_ids
-
-            torch.manual_seed(cfg.seed)
-            self.device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
-            self.model.to(self.device).eval()
-            self.encoder = ChatEncoder(self.tok, 10**9, 0, self.model_cfg.chat_template)
-            self.stop_ids = stop_token_ids(self.tok, self.model_cfg)
 
     def _check(self, name: str) -> str:
         from rolecraft.errors import ConfigError
@@ -101,53 +88,13 @@ class Session:
     def reply(self, user: str, out) -> str:
         msgs = self.messages(user)
         pieces = []
-        for piece in (self._stream_local(msgs) if self.model is not None else self._stream_api(msgs)):
+        for piece in self.engine.stream(msgs, self.cfg.generation, seed=None):
             pieces.append(piece)
             out.write(piece)
             out.flush()
         text = "".join(pieces).strip()
         self.history += [{"role": "user", "content": user}, {"role": "assistant", "content": text}]
         return text
-
-    def _stream_local(self, msgs):
-        import threading
-
-        import torch
-        from transformers import TextIteratorStreamer
-
-        g = self.cfg.generation
-        ids = torch.tensor([self.encoder.prompt_ids(msgs)], device=self.device)
-        streamer = TextIteratorStreamer(self.tok, skip_prompt=True, skip_special_tokens=True)
-        kwargs = dict(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer,
-                      max_new_tokens=g.max_new_tokens, do_sample=g.do_sample, eos_token_id=self.stop_ids,
-                      pad_token_id=self.tok.pad_token_id if self.tok.pad_token_id is not None else self.stop_ids[0],
-                      repetition_penalty=g.repetition_penalty)
-        if g.do_sample:
-            kwargs.update(top_p=g.top_p, temperature=g.temperature)
-        failure: list[BaseException] = []
-
-        def work():
-            try:
-                self.model.generate(**kwargs)
-            except BaseException as e:  # noqa: BLE001 - handed to the caller below
-                failure.append(e)
-                streamer.end()  # or the loop below would wait for tokens forever
-
-        worker = threading.Thread(target=work, daemon=True)
-        worker.start()
-        yield from streamer
-        worker.join()
-        if failure:
-            raise failure[0]
-
-    def _stream_api(self, msgs):
-        g = self.cfg.generation
-        stream = self.client.chat.completions.create(
-            model=self.cfg.openai_model, messages=msgs, stream=True, max_tokens=g.max_new_tokens,
-            **({"temperature": g.temperature, "top_p": g.top_p} if g.do_sample else {"temperature": 0.0}))
-        for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
-                yield chunk.choices[0].delta.content
 
     def save(self, path: str) -> Path:
         from rolecraft.fileio import write_json
@@ -216,7 +163,12 @@ def _hydra_main(cfg: DictConfig) -> None:
     from rolecraft.errors import RolecraftError
 
     try:
-        Session(cfg).loop(sys.stdin, sys.stdout)
+        session = Session(cfg)
+        if getattr(session.engine, "device", None) is not None:
+            import torch
+
+            torch.manual_seed(cfg.seed)  # sampling is reproducible per session
+        session.loop(sys.stdin, sys.stdout)
     except RolecraftError as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         sys.exit(2)

@@ -22,8 +22,6 @@ class DataConfig:
     specific_ratio: Optional[float] = None
     # raw (out-of-character) answers also train (off: RAW measures general ability kept, not taught)
     train_on_raw: bool = False
-    # script exemplars of the character shown in the system prompt (0 = profile only)
-    num_exemplars: int = 6
     # the authors' script: source 1024, target 128 tokens; prompts longer are cut from the left, and counted
     max_source_length: int = 1024
     max_target_length: int = 128
@@ -83,9 +81,18 @@ class RetrievalConfig:
 
 
 @dataclass
-class EmotionsConfig:
-    # whether emotion labels appear in what the model sees (the paper's Table 5 ablation)
-    enabled: bool = True
+class PromptConfig:
+    """What the model sees besides the question, the same for train, evaluate and chat. A run records
+    it (prompt.yaml, with a hash of the rendered template); evaluating or chatting with that run reuses it."""
+
+    # emotion labels on the character's script lines (the paper's Table 5); command line: emotions=on|off
+    emotions: bool = True
+    # script exemplars of the character in the system prompt (0 = profile only)
+    num_exemplars: int = 6
+    # the prompt text (rolecraft.data.prompts.TEMPLATES); a new wording is a new name, old runs keep theirs
+    template: str = "v1"
+    # character context by retrieval instead of evenly spread exemplars; command line: retrieval=lexical|bge|openai
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
 
 
 @dataclass
@@ -230,8 +237,7 @@ class PathsConfig:
 @dataclass
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
-    emotions: EmotionsConfig = field(default_factory=EmotionsConfig)
-    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -262,9 +268,6 @@ class BenchmarkConfig:
     max_samples: Optional[int] = None
     # kinds to keep (empty = every kind the benchmark has)
     kinds: List[str] = field(default_factory=list)
-    # the character prompt that model and API answer sources see (same as train.py's)
-    num_exemplars: int = 6
-    emotions: bool = True
 
 
 @dataclass
@@ -326,8 +329,9 @@ class JudgeConfig:
 class EvaluateConfig:
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     answers: AnswersConfig = field(default_factory=AnswersConfig)
-    # answers=model/openai: how the character context is chosen (answers=run uses the run's own setting)
-    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    # the character prompt; answers=run uses the run's recorded spec (a value typed on the command line
+    # overrides it, and the difference is reported)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
     # answers=model: the base model preset (same group as train.py)
     model: ModelConfig = field(default_factory=ModelConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
@@ -470,15 +474,13 @@ class ChatConfig:
     character: Optional[str] = None
     # source=model/openai: the dataset whose characters can be played (source=run: the run's)
     data: str = "embedded:demo"
-    emotions: bool = True
-    num_exemplars: int = 6
+    # the character prompt (source=run: the run's recorded spec unless typed on the command line)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
     # characters of conversation kept (oldest turns are dropped first); the system prompt is extra
     history_budget: int = 2000
     generation: ChatGenerationConfig = field(default_factory=ChatGenerationConfig)
     # source=model (and the base of source=run is the run's own)
     model: ModelConfig = field(default_factory=ModelConfig)
-    # source=model/openai: retrieval each turn (source=run: the run's setting)
-    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     # source=openai: the chat model and endpoint (tokens stream as they arrive)
     openai_model: str = "gpt-4"
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)

@@ -17,12 +17,13 @@ from rolecraft.errors import ConfigError
 
 
 def export(run_dir: str, out: str, merge: bool, cache_dir: str, base: str | None = None) -> dict:
-    from rolecraft.evaluation.answers import load_run
     from rolecraft.fileio import atomic_dir, write_json
+    from rolecraft.inference.sources import load_run
     from rolecraft.modeling.base import resolve_model_path
 
     run = Path(run_dir).expanduser()
-    model, tok, run_cfg = load_run(str(run), cache_dir)
+    trained = load_run(str(run), cache_dir, what="RUN_DIR")
+    model, tok, run_cfg = trained.model, trained.tokenizer, trained.config
     name = run_cfg.model.name_or_path
     resolved = resolve_model_path(name, cache_dir)
     if run_cfg.model.get("chat_template"):

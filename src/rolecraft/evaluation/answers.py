@@ -1,7 +1,9 @@
 """Where answers come from: a training run, a local/hub model, an API endpoint, or a file.
 
 Every source returns ``Answers``: a prediction per benchmark item key, a display name, and counts
-that belong in metrics (missing, unmatched, API usage, generation time).
+that belong in metrics (missing, unmatched, API usage, generation time). Models and endpoints
+answer through the inference layer (``rolecraft.inference``); files and run directories are read
+through ``rolecraft.rundir``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from pathlib import Path
 from rolecraft.errors import ConfigError, DataError
 from rolecraft.evaluation.benchmarks import Benchmark, EvalItem
 
-SOURCES = ("run", "model", "openai", "predictions")
 FORMATS = ("auto", "rolecraft", "rolebench")
 
 
@@ -22,14 +23,8 @@ class Answers:
     name: str
     predictions: dict[str, str]
     stats: dict = field(default_factory=dict)
-
-
-def get_answers(cfg, bench: Benchmark) -> Answers:
-    a = cfg.answers
-    if a.source not in SOURCES:
-        raise ConfigError(f"answers.source={a.source!r}: use one of {', '.join(SOURCES)}")
-    return {"run": from_run, "model": from_model, "openai": from_openai,
-            "predictions": from_predictions}[a.source](cfg, bench)
+    # the rendered prompt per item key, where the source renders one (local models)
+    prompts: dict[str, str] = field(default_factory=dict)
 
 
 # ---- prediction files ------------------------------------------------------------------------
@@ -117,12 +112,14 @@ def join_predictions(rows: list[tuple[str, dict]], bench: Benchmark, source: str
 
 def prediction_file(path_arg: str, what: str) -> Path:
     """A predictions file, or the one inside an evaluate.py / train.py run directory."""
+    from rolecraft.rundir import LEGACY_SAMPLES, SAMPLES, samples_path
+
     path = Path(path_arg).expanduser()
     if path.is_dir():
-        for name in ("samples.jsonl", "predictions.jsonl"):
-            if (path / name).is_file():
-                return path / name
-        raise ConfigError(f"{what}={path_arg!r}: directory has no samples.jsonl or predictions.jsonl")
+        found = samples_path(path)
+        if found is None:
+            raise ConfigError(f"{what}={path_arg!r}: directory has no {SAMPLES} (or {LEGACY_SAMPLES})")
+        return found
     if not path.is_file():
         raise ConfigError(f"{what}={path_arg!r}: no such file")
     return path
@@ -133,23 +130,21 @@ def load_compared(entry: str, bench: Benchmark, what: str) -> tuple[str, dict[st
 
     ``entry`` is PATH or NAME=PATH; an evaluate.py run directory is named by its answers/name.
     """
+    from rolecraft.rundir import LEGACY_SAMPLES, SAMPLES, read_metrics
+
     name, sep, path_arg = entry.partition("=")
     if not sep or "/" in name or Path(entry).expanduser().exists():  # multirun dirs have '=' in their names
         name, path_arg = "", entry
     path = prediction_file(path_arg, what)
     if not name:
-        metrics = path.parent / "metrics.json"
-        if metrics.is_file():
-            import json
-
-            name = json.loads(metrics.read_text(encoding="utf-8")).get("answers/name") or ""
-        name = name or (path.parent.name if path.name in ("samples.jsonl", "predictions.jsonl") else path.stem)
+        name = (read_metrics(path.parent) or {}).get("answers/name") or ""
+        name = name or (path.parent.name if path.name in (SAMPLES, LEGACY_SAMPLES) else path.stem)
     preds, _ = join_predictions(read_prediction_file(path), bench, f"{what}={path_arg}", allow_missing=True,
                                 fill_missing=False)
     return name, preds
 
 
-def from_predictions(cfg, bench: Benchmark) -> Answers:
+def from_predictions(cfg, bench: Benchmark, spec=None) -> Answers:
     a = cfg.answers
     if not a.path:
         raise ConfigError("answers=predictions needs answers.path=FILE (a predictions JSONL)")
@@ -160,107 +155,118 @@ def from_predictions(cfg, bench: Benchmark) -> Answers:
     return Answers(a.name or default, preds, stats)
 
 
-# ---- models --------------------------------------------------------------------------------
+# ---- models and endpoints (through the inference layer) ----------------------------------------
 
 
-def _device(cfg) -> str:
-    import torch
+def answers_from_engine(name: str, engine, bench: Benchmark, prompts, gen_cfg, batch_size: int, seed: int,
+                        template_name: str = "v1", progress: bool = True) -> Answers:
+    """Every item answered by ``engine`` from its chat (the training prompt where the benchmark has
+    the dataset). Stats are unprefixed: the caller names them (``answers/…`` or ``test/…``)."""
+    from rolecraft.evaluation.benchmarks import chats
 
-    if cfg.device:
-        return cfg.device
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def generate_answers(cfg, bench: Benchmark, model, tok, model_cfg, num_exemplars: int, emotions: bool,
-                     max_source_length: int) -> tuple[dict[str, str], dict]:
-    from rolecraft.data.tokenize import ChatEncoder
-    from rolecraft.evaluation.generate import generate
-    from rolecraft.modeling.base import stop_token_ids
-
-    model.to(_device(cfg))
-    encoder = ChatEncoder(tok, max_source_length, 0, model_cfg.chat_template)
-    ids = [encoder.prompt_ids(bench.messages(it, num_exemplars, emotions), it.key) for it in bench.items]
-    t0 = time.perf_counter()
-    preds = generate(model, tok, ids, cfg.generation, stop_token_ids(tok, model_cfg),
-                     batch_size=cfg.answers.batch_size, seed=cfg.seed, progress=True)
-    stats = {"answers/generation_seconds": round(time.perf_counter() - t0, 3),
-             "answers/truncated_prompts": encoder.truncated.prompts}
-    return {it.key: p for it, p in zip(bench.items, preds)}, stats
+    got = engine.answer(chats(bench, prompts, template_name), gen_cfg, batch_size=batch_size, seed=seed,
+                        keys=[it.key for it in bench.items], progress=progress)
+    keys = [it.key for it in bench.items]
+    prompts_by_key = {k: p for k, p in zip(keys, got.prompts) if p is not None}
+    return Answers(name, dict(zip(keys, got.texts)), dict(got.stats), prompts_by_key)
 
 
-def _use_retrieval(rcfg, bench: Benchmark, cache_dir) -> None:
-    """Retrieval needs the character's script: only for benchmarks that carry the dataset."""
-    if rcfg is None or rcfg.backend == "none" or bench.dataset is None:
-        return
-    from rolecraft.retrieval.index import build_retriever
+def prompt_builder(cfg, bench: Benchmark, spec):
+    """The training prompt over the benchmark's dataset (None for benchmarks without one)."""
+    if bench.dataset is None:
+        return None
+    from rolecraft.data.prompts import PromptBuilder
 
-    bench.retriever = build_retriever(rcfg, bench.dataset, cache_dir)
-
-
-def from_model(cfg, bench: Benchmark) -> Answers:
-    from rolecraft.modeling.base import load_base
-
-    _use_retrieval(cfg.retrieval, bench, cfg.paths.cache_dir)
-    model, tok, _ = load_base(cfg.model, cfg.paths.cache_dir)
-    preds, stats = generate_answers(cfg, bench, model, tok, cfg.model, cfg.benchmark.num_exemplars,
-                                    cfg.benchmark.emotions, cfg.answers.max_source_length)
-    return Answers(cfg.answers.name or cfg.model.name, preds, stats)
+    return PromptBuilder.from_spec(bench.dataset, spec, cfg.paths.cache_dir)
 
 
-def load_run(run_dir: str | Path, cache_dir: str):
-    """(peft model, tokenizer, run config) of a finished train.py run."""
-    from omegaconf import OmegaConf
-
-    run = Path(run_dir).expanduser()
-    if not (run / "config.yaml").is_file() or not (run / "adapter" / "adapter_config.json").is_file():
-        raise ConfigError(f"answers.path={str(run_dir)!r}: not a finished train.py run (needs config.yaml and "
-                          "adapter/adapter_config.json)")
-    run_cfg = OmegaConf.load(run / "config.yaml")
-    from peft import PeftModel
-
-    from rolecraft.modeling.base import load_base
-
-    base, tok, _ = load_base(run_cfg.model, cache_dir)
-    model = PeftModel.from_pretrained(base, str(run / "adapter"))
-    model.eval()
-    return model, tok, run_cfg
+def _prefixed(stats: dict) -> dict:
+    return {f"answers/{k}": v for k, v in stats.items()}
 
 
-def from_run(cfg, bench: Benchmark) -> Answers:
+def from_model(cfg, bench: Benchmark, spec) -> Answers:
+    from rolecraft.inference.sources import model_engine
+
+    engine = model_engine(cfg.model, cfg.paths.cache_dir, cfg.device, cfg.answers.max_source_length)
+    a = answers_from_engine(cfg.answers.name or cfg.model.name, engine, bench, prompt_builder(cfg, bench, spec),
+                            cfg.generation, cfg.answers.batch_size, cfg.seed, spec.template)
+    a.stats = _prefixed(a.stats)
+    return a
+
+
+def from_run(cfg, bench: Benchmark, spec) -> Answers:
+    from rolecraft.inference.sources import load_run, run_engine
+
     a = cfg.answers
     if not a.path:
         raise ConfigError("answers=run needs answers.path=RUN_DIR (a finished train.py run directory)")
-    model, tok, run_cfg = load_run(a.path, cfg.paths.cache_dir)
-    # the prompt the adapter was trained on: its exemplar count, emotion and retrieval settings
-    _use_retrieval(run_cfg.get("retrieval"), bench, cfg.paths.cache_dir)
-    preds, stats = generate_answers(cfg, bench, model, tok, run_cfg.model, run_cfg.data.num_exemplars,
-                                    run_cfg.emotions.enabled, run_cfg.data.max_source_length)
-    return Answers(a.name or Path(a.path).name, preds, stats)
+    trained = load_run(a.path, cfg.paths.cache_dir)
+    engine = run_engine(trained, cfg.device, cfg.answers.max_source_length)
+    out = answers_from_engine(a.name or Path(a.path).name, engine, bench, prompt_builder(cfg, bench, spec),
+                              cfg.generation, cfg.answers.batch_size, cfg.seed, spec.template)
+    out.stats = _prefixed(out.stats)
+    return out
 
 
-# ---- API endpoints ---------------------------------------------------------------------------
+def from_openai(cfg, bench: Benchmark, spec) -> Answers:
+    from rolecraft.inference.sources import endpoint_engine
+
+    a = cfg.answers
+    engine = endpoint_engine(a.endpoint, "answers.endpoint", a.model, cfg.paths.cache_dir)
+    out = answers_from_engine(a.name or a.model, engine, bench, prompt_builder(cfg, bench, spec), cfg.generation,
+                              a.batch_size, cfg.seed, spec.template)
+    out.stats = _prefixed(out.stats)
+    return out
 
 
-def api_cache_path(cfg) -> Path:
-    return Path(str(cfg.paths.cache_dir)).expanduser() / "api_cache.sqlite"
+# the one table of answer sources: a new one is a function here plus conf/answers/NAME.yaml
+SOURCES = {"run": from_run, "model": from_model, "openai": from_openai, "predictions": from_predictions}
 
 
-def from_openai(cfg, bench: Benchmark) -> Answers:
-    from rolecraft.api.client import Endpoint
+def get_answers(cfg, bench: Benchmark, spec) -> Answers:
+    a = cfg.answers
+    if a.source not in SOURCES:
+        raise ConfigError(f"answers.source={a.source!r}: use one of {', '.join(SOURCES)}")
+    return SOURCES[a.source](cfg, bench, spec)
 
-    a, g = cfg.answers, cfg.generation
-    ep = Endpoint(a.endpoint, "answers.endpoint", api_cache_path(cfg), progress=True)
-    _use_retrieval(cfg.retrieval, bench, cfg.paths.cache_dir)
-    convs = [bench.messages(it, cfg.benchmark.num_exemplars, cfg.benchmark.emotions) for it in bench.items]
-    t0 = time.perf_counter()
-    results = ep.chat_many(a.model, convs, temperature=g.temperature if g.do_sample else 0.0,
-                           top_p=g.top_p if g.do_sample else None, max_tokens=g.max_new_tokens, desc="answers")
-    failed = [(it, r) for it, r in zip(bench.items, results) if r.error]
-    if failed:
-        raise DataError(f"answers.endpoint: {len(failed)} of {len(results)} requests failed (the other answers are "
-                        f"cached: a rerun retries only these); first: {failed[0][1].error}")
-    s = ep.stats
-    stats = {"answers/generation_seconds": round(time.perf_counter() - t0, 3), "answers/api_requests": s.requests,
-             "answers/api_cached": s.cached, "answers/api_retries": s.retries,
-             "answers/api_prompt_tokens": s.prompt_tokens, "answers/api_completion_tokens": s.completion_tokens}
-    return Answers(a.name or a.model, {it.key: (r.content or "").strip() for it, r in zip(bench.items, results)}, stats)
+
+# ---- a training run's own settings --------------------------------------------------------------
+
+
+def adopt_run_settings(cfg, typed: set[str]) -> list[str]:
+    """answers=run: evaluate the way the run evaluated itself, unless told otherwise on the command
+    line — its data's test split, generation, Rouge options, prompt limits and batch size. Returns
+    notes on what was taken from the run."""
+    from omegaconf import OmegaConf, open_dict
+
+    from rolecraft.inference.sources import check_trained_run
+    from rolecraft.rundir import read_config
+
+    run = check_trained_run(cfg.answers.path)
+    rc = read_config(run)
+    data, ev = rc.get("data") or {}, rc.get("eval") or {}
+
+    def untyped(*keys: str) -> bool:
+        return not any(t == k or t.startswith(k + ".") for t in typed for k in keys)
+
+    notes = []
+    with open_dict(cfg):
+        if untyped("benchmark") and data.get("root"):
+            cfg.benchmark.name = "roleinstruct"
+            cfg.benchmark.root = str(data["root"])
+            cfg.benchmark.split = str(ev.get("split", "test"))
+            cfg.benchmark.max_samples = data.get("max_eval_samples")
+            cfg.benchmark.kinds = []
+            notes.append(f"benchmark: the run's data {data['root']} ({cfg.benchmark.split} split)")
+        for key, src in (("rouge", ev.get("rouge")), ("generation", ev.get("generation"))):
+            if untyped(key) and isinstance(src, dict):
+                node = cfg[key]
+                for k, v in src.items():
+                    if k in node:
+                        node[k] = v
+        if untyped("answers.batch_size") and "batch_size" in ev:
+            cfg.answers.batch_size = int(ev["batch_size"])
+        if untyped("answers.max_source_length") and "max_source_length" in data:
+            cfg.answers.max_source_length = int(data["max_source_length"])
+    OmegaConf.to_container(cfg, resolve=True)  # still valid
+    return notes

@@ -15,8 +15,6 @@ from rolecraft.data.schema import KINDS, stable_id
 from rolecraft.errors import ConfigError, DataError
 from rolecraft.fileio import read_jsonl
 
-BENCHMARKS = ("roleinstruct", "rolebench_zh", "belle", "jsonl")
-
 
 @dataclass
 class EvalItem:
@@ -38,26 +36,20 @@ class Benchmark:
     dataset: object | None = None
     skipped: dict[str, int] = field(default_factory=dict)
 
-    def messages(self, item: EvalItem, num_exemplars: int = 6, emotions: bool = True) -> list[dict]:
-        """The chat a model answers: the training prompt for RoleInstruct, a role line elsewhere."""
-        if self.dataset is not None and item.character in self.dataset.characters:
-            from rolecraft.data.prompts import PromptBuilder
-            from rolecraft.data.schema import Sample
 
-            if getattr(self, "_prompts", None) is None:
-                self._prompts = PromptBuilder(self.dataset, emotions, num_exemplars, getattr(self, "retriever", None))
-            s = Sample(item.key, item.kind, item.character, item.question, item.references, "test")
-            return self._prompts.messages(s)
-        msgs = []
-        if item.character:
-            profile = self.profiles.get(item.character)
-            system = (f"你是{item.character}。请完全以{item.character}的身份、语气和说话风格回答，"
-                      "不要说自己是AI或语言模型，回答简洁自然。")
-            if profile:
-                system += "\n【人物设定】\n" + profile
-            msgs.append({"role": "system", "content": system})
-        msgs.append({"role": "user", "content": item.question})
-        return msgs
+def chats(bench: Benchmark, prompts=None, template_name: str = "v1") -> list[list[dict]]:
+    """The chat each item is answered from: the training prompt (``prompts``, a PromptBuilder over
+    the benchmark's dataset) where the item's character is in it, else the opening line + profile."""
+    from rolecraft.data.prompts import role_messages
+    from rolecraft.data.schema import Sample
+
+    out = []
+    for it in bench.items:
+        if prompts is not None and it.character in prompts.ds.characters:
+            out.append(prompts.messages(Sample(it.key, it.kind, it.character, it.question, it.references, "test")))
+        else:
+            out.append(role_messages(it.character, it.question, bench.profiles.get(it.character or ""), template_name))
+    return out
 
 
 def item_key(kind: str, character: str | None, question: str) -> str:
@@ -87,14 +79,22 @@ def _need_root(cfg, what: str) -> Path:
     return p
 
 
+def from_dataset(ds, split: str = "test", max_per_kind: int | None = None) -> Benchmark:
+    """A split of a loaded RoleInstruct dataset as a benchmark (what train.py evaluates on), kinds in
+    the order RAW, CUS, SPE, each in file order."""
+    from rolecraft.data.mixing import evaluation_samples
+    from rolecraft.data.prompts import render_profile
+
+    items = [EvalItem(s.id, s.kind, s.character, s.instruction, list(s.references))
+             for s in evaluation_samples(ds, split, max_per_kind)]
+    profiles = {n: render_profile(c.profile) for n, c in ds.characters.items()}
+    return Benchmark("roleinstruct", items, profiles, dataset=ds)
+
+
 def load_roleinstruct(cfg) -> Benchmark:
     from rolecraft.data import resolve_data_root, schema
 
-    ds = schema.load(resolve_data_root(str(cfg.root)))
-    items = [EvalItem(s.id, s.kind, s.character, s.instruction, list(s.references))
-             for s in ds.samples if s.split == cfg.split]
-    profiles = {n: "\n".join(f"{k}：{v}" for k, v in c.profile.items()) for n, c in ds.characters.items()}
-    return Benchmark("roleinstruct", items, profiles, dataset=ds)
+    return from_dataset(schema.load(resolve_data_root(str(cfg.root))), cfg.split)
 
 
 def _rolebench_file(path: Path, kind: str) -> list[EvalItem]:
@@ -167,14 +167,16 @@ def load_jsonl(cfg) -> Benchmark:
     return Benchmark("jsonl", items)
 
 
-LOADERS = {"roleinstruct": load_roleinstruct, "rolebench_zh": load_rolebench_zh, "belle": load_belle,
-           "jsonl": load_jsonl}
+# the one table of benchmarks: a new one is a loader here (or in its own module, registered here)
+# plus conf/benchmark/NAME.yaml
+BENCHMARKS = {"roleinstruct": load_roleinstruct, "rolebench_zh": load_rolebench_zh, "belle": load_belle,
+              "jsonl": load_jsonl}
 
 
 def load_benchmark(cfg) -> Benchmark:
-    if cfg.name not in LOADERS:
+    if cfg.name not in BENCHMARKS:
         raise ConfigError(f"benchmark.name={cfg.name!r}: use one of {', '.join(BENCHMARKS)}")
-    bench = LOADERS[cfg.name](cfg)
+    bench = BENCHMARKS[cfg.name](cfg)
     bench.items = _limit(bench.items, list(cfg.kinds), cfg.max_samples)
     if not bench.items:
         raise DataError(f"benchmark={cfg.name} (root {cfg.root}): no items to evaluate"

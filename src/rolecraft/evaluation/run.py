@@ -1,7 +1,8 @@
 """One evaluation run: benchmark -> answers -> Rouge-L (+ RPCS, + judge) -> run directory.
 
-The run directory holds config.yaml (resolved, secrets redacted), metrics.json (flat keys, 0-1
-scale), samples.jsonl (one row per item: question, references, prediction, per-sample scores),
+The run directory (``rolecraft.rundir``) holds config.yaml (resolved, secrets redacted),
+prompt.yaml (the prompt spec answers were made with), metrics.json (flat keys, 0-1 scale),
+samples.jsonl (one row per item: question, references, prediction, per-sample scores),
 characters.json (profiles, where the benchmark has them) and judge.jsonl when a judge ran.
 """
 
@@ -22,14 +23,18 @@ def run(cfg) -> dict:
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    from rolecraft.evaluation.answers import api_cache_path, get_answers, load_compared
+    from rolecraft.data.prompts import typed_override_keys, write_spec
+    from rolecraft.evaluation.answers import get_answers, load_compared
     from rolecraft.evaluation.benchmarks import load_benchmark
     from rolecraft.evaluation.metrics import score_predictions
+    from rolecraft.evaluation.results import result_rows, write_results
     from rolecraft.evaluation.rouge import RougeOptions
-    from rolecraft.fileio import write_json, write_jsonl
-    from rolecraft.rundir import write_config
+    from rolecraft.fileio import write_jsonl
+    from rolecraft.inference.sources import api_cache_path
+    from rolecraft.rundir import write_config, write_metrics
 
     _check(cfg)
+    spec, prompt_notes = _prompt_spec(cfg, typed_override_keys())
     r = cfg.rouge
     opts = RougeOptions(r.tokenizer, r.stat, r.references, r.postprocess)  # bad options fail before any work
     bench = load_benchmark(cfg.benchmark)
@@ -43,12 +48,12 @@ def run(cfg) -> dict:
                                   "name them apart with 'NAME=PATH'")
             compared[name] = preds
     write_config(cfg, out)
+    write_spec(out, spec)
 
-    answers = get_answers(cfg, bench)
-    rows = [{"key": it.key, "character": it.character, "kind": it.kind, "question": it.question,
-             "references": it.references, "prediction": answers.predictions[it.key],
-             **({"category": it.category} if it.category else {})} for it in bench.items]
+    answers = get_answers(cfg, bench, spec)
+    rows = result_rows(bench, answers)
     metrics: dict = {"answers/name": answers.name, "benchmark/name": bench.name, "benchmark/items": len(rows)}
+    metrics.update(prompt_notes)
     metrics.update({f"benchmark/skipped/{k}": v for k, v in bench.skipped.items()})
     metrics.update(answers.stats)
     metrics.update(score_predictions(rows, opts, prefix=""))
@@ -56,7 +61,7 @@ def run(cfg) -> dict:
     if cfg.rpcs.backend != "none":
         from rolecraft.evaluation.rpcs import make_embedder, score_rpcs
 
-        metrics.update(score_rpcs(rows, make_embedder(cfg, api_cache_path(cfg)), cfg.rpcs.references))
+        metrics.update(score_rpcs(rows, make_embedder(cfg, api_cache_path(cfg.paths.cache_dir)), cfg.rpcs.references))
         metrics["rpcs/model"] = cfg.rpcs.model
 
     if cfg.judge.mode != "none":
@@ -69,22 +74,52 @@ def run(cfg) -> dict:
             raise ConfigError(f"judge.compare has a model named {answers.name!r}, the same as this run's answers; "
                               "rename one (answers.name=... or 'NAME=PATH')")
         candidates = {answers.name: answers.predictions, **compared}
-        endpoint = Endpoint(cfg.judge.endpoint, "judge.endpoint", api_cache_path(cfg), progress=True)
+        endpoint = Endpoint(cfg.judge.endpoint, "judge.endpoint", api_cache_path(cfg.paths.cache_dir), progress=True)
         verdicts, jm = run_judge(cfg, bench, candidates, endpoint)
         metrics.update(jm)
         metrics["judge/model"] = cfg.judge.model
         write_jsonl(out / "judge.jsonl", (asdict(v) for v in verdicts))
 
-    write_jsonl(out / "samples.jsonl", rows)
-    if bench.profiles:
-        write_json(out / "characters.json", bench.profiles)
+    write_results(out, bench, rows)
     metrics["time/total_seconds"] = round(time.perf_counter() - t0, 3)
     _log(cfg, out, metrics, rows)
-    write_json(out / "metrics.json", metrics)  # last: a run directory with metrics.json is a finished run
+    write_metrics(out, metrics)  # last: a run directory with metrics.json is a finished run
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()
                       if "/options/" not in k and not k.startswith("judge/position_bias/top_share")},
                      ensure_ascii=False))
     return metrics
+
+
+def _prompt_spec(cfg, typed: set[str]):
+    """The prompt spec answers are made with, and metrics noting where it came from.
+
+    answers=run takes the run's recorded spec (and its other evaluation settings, see
+    ``adopt_run_settings``); a key typed on the command line wins and the difference is reported.
+    A run whose recorded template hash differs from what this code renders is reported too.
+    """
+    from rolecraft.data.prompts import PromptSpec, recorded_spec, resolve_spec, template_sha256
+
+    typed_spec = PromptSpec.from_config(cfg.prompt)
+    if cfg.answers.source != "run" or not cfg.answers.path:
+        return typed_spec, {}
+    from rolecraft.evaluation.answers import adopt_run_settings
+
+    for note in adopt_run_settings(cfg, typed):
+        log.info("answers=run: %s", note)
+    recorded, sha = recorded_spec(cfg.answers.path)
+    spec, diffs = resolve_spec(recorded, typed_spec, typed)
+    notes: dict = {"prompt/from_run": True}
+    if diffs:
+        log.warning("answers=run: the prompt differs from the one the run trained with (%s): set on the command "
+                    "line", "; ".join(diffs))
+        notes["prompt/overridden"] = "; ".join(diffs)
+    now = template_sha256(spec)
+    if sha is not None and sha != now and not diffs:
+        log.warning("answers=run: the prompt code renders a different text than when the run trained "
+                    "(template %s, recorded hash %s…, now %s…): scores may not compare", spec.template, sha[:12],
+                    now[:12])
+        notes["prompt/template_changed"] = True
+    return spec, notes
 
 
 def _check(cfg) -> None:

@@ -41,10 +41,11 @@ CHAT_TEMPLATE = (
 def demo_corpus() -> tuple[list[str], list[str]]:
     """(tokenizer texts, pretraining documents) from the demo's train split, in file order."""
     from rolecraft.data import resolve_data_root
+    from rolecraft.data.prompts import render_profile
     from rolecraft.data.schema import load
 
     ds = load(resolve_data_root("embedded:demo"))
-    plain = ["\n".join(f"{k}：{v}" for k, v in c.profile.items()) for c in ds.characters.values()]
+    plain = [render_profile(c.profile) for c in ds.characters.values()]
     plain += [f"{u.speaker}：{u.text}" for u in ds.script]
     vocab = plain + [t for s in ds.samples if s.split == "train" for t in (s.instruction, *s.references)]
     raw = dict.fromkeys((s.instruction, s.references[0]) for s in ds.samples if s.split == "train" and s.kind == "raw")

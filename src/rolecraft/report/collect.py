@@ -38,10 +38,11 @@ class RunRecord:
         return None if isinstance(node, (dict, list)) else str(node)
 
     def metric(self, name: str) -> float | None:
-        for key in (name, f"test/{name}"):
-            v = self.metrics.get(key)
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                return float(v)
+        from rolecraft.rundir import metric
+
+        v = metric(self.metrics, name)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
         return None
 
     @property
@@ -50,12 +51,9 @@ class RunRecord:
 
     @property
     def predictions(self) -> Path | None:
-        if self.path is None:
-            return None
-        for name in ("predictions.jsonl", "samples.jsonl"):
-            if (self.path / name).is_file():
-                return self.path / name
-        return None
+        from rolecraft.rundir import samples_path
+
+        return None if self.path is None else samples_path(self.path)
 
 
 def _hydra_record(run_dir: Path) -> tuple[dict, dict]:

@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
+from rolecraft.data.prompts import profile_lines
 from rolecraft.data.schema import RoleInstruct
 
 
@@ -26,7 +27,8 @@ def passages_of(ds: RoleInstruct, character: str, sources: tuple[str, ...] = ("s
         out += [Passage(u.id, "line", u.text, u.speaker, u.emotion) for u in ds.script_of(character)
                 if u.speaker in names]
     if "profile" in sources:
-        out += [Passage(f"{character}/profile/{k}", "fact", f"{k}：{v}") for k, v in ds.characters[character].profile.items()]
+        profile = ds.characters[character].profile
+        out += [Passage(f"{character}/profile/{k}", "fact", line) for k, line in zip(profile, profile_lines(profile))]
     return out
 
 

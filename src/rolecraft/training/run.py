@@ -1,7 +1,9 @@
-"""One training run: data -> prompts -> LoRA fit -> generation on the test split -> Rouge-L.
+"""One training run: data -> prompts -> LoRA fit -> evaluation of the trained model.
 
-Everything the run produces lands in ``cfg.paths.output_dir`` (the Hydra run directory):
-config.yaml, metrics.json, predictions.jsonl, adapter/, checkpoints/, logs/.
+Everything the run produces lands in ``cfg.paths.output_dir`` (the Hydra run directory, in the
+format of ``rolecraft.rundir``): config.yaml, prompt.yaml, metrics.json, samples.jsonl, adapter/,
+checkpoints/, logs/. The end-of-run evaluation is the evaluation package's, called on the trained
+model through the inference layer, so ``evaluate.py answers=run`` reproduces it exactly.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ def run(cfg) -> dict | None:
     # -- data (pure Python, fails fast on bad input before torch loads) ----------------------
     from rolecraft.data import resolve_data_root
     from rolecraft.data import schema
-    from rolecraft.data.mixing import evaluation_samples, training_samples
-    from rolecraft.data.prompts import PromptBuilder
+    from rolecraft.data.mixing import training_samples
+    from rolecraft.data.prompts import PromptBuilder, PromptSpec
 
     from rolecraft.training.trainer import check_strategy
 
@@ -50,18 +52,17 @@ def run(cfg) -> dict | None:
     train = training_samples(ds, cfg.data.mix, "train", cfg.data.specific_ratio, cfg.data.train_on_raw,
                              cfg.data.max_train_samples, seed=cfg.seed)
     val = training_samples(ds, cfg.data.mix, "val", None, cfg.data.train_on_raw, seed=cfg.seed)
-    test = evaluation_samples(ds, cfg.eval.split, cfg.data.max_eval_samples) if cfg.eval.enabled else []
     if not train:
         raise ConfigError(f"data.mix={cfg.data.mix}: no training samples in {cfg.data.root}")
-    from rolecraft.retrieval.index import build_retriever
-
-    prompts = PromptBuilder(ds, emotions=cfg.emotions.enabled, num_exemplars=cfg.data.num_exemplars,
-                            retriever=build_retriever(cfg.retrieval, ds, cfg.paths.cache_dir))
+    spec = PromptSpec.from_config(cfg.prompt)
+    prompts = PromptBuilder.from_spec(ds, spec, cfg.paths.cache_dir)
 
     if _rank_zero():
+        from rolecraft.data.prompts import write_spec
         from rolecraft.rundir import write_config
 
         write_config(cfg, out)
+        write_spec(out, spec)
 
     # -- model --------------------------------------------------------------------------------
     import lightning as L
@@ -116,48 +117,44 @@ def run(cfg) -> dict | None:
     }
     if "val/loss" in trainer.callback_metrics:
         metrics["val/loss"] = float(trainer.callback_metrics["val/loss"])
-    if test:
-        metrics.update(evaluate_split(cfg, module.model, tok, encoder, prompts, test, out))
+    if cfg.eval.enabled:
+        metrics.update(evaluate_trained(cfg, module.model, tok, ds, prompts, spec, out))
     if module.first_step_seconds is not None:
         metrics["time/launch_to_first_step_seconds"] = round(module.first_step_seconds, 3)
     metrics["time/total_seconds"] = round(time.perf_counter() - t_start, 3)
-    from rolecraft.fileio import write_json
+    from rolecraft.rundir import write_metrics
 
     _log_metrics(trainer, metrics)
     _log_wandb(cfg, trainer, metrics, out)
-    write_json(out / "metrics.json", metrics)  # last: a run directory with metrics.json is a finished run
+    write_metrics(out, metrics)  # last: a run directory with metrics.json is a finished run
     summary = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items() if "/options/" not in k}
     print(json.dumps(summary, ensure_ascii=False))
     return metrics
 
 
-def evaluate_split(cfg, model, tok, encoder, prompts, samples, out: Path) -> dict:
-    """Greedy answers for ``samples``, Rouge-L per kind, predictions.jsonl."""
-    import torch
-
-    from rolecraft.evaluation.generate import generate
+def evaluate_trained(cfg, model, tok, ds, prompts, spec, out: Path) -> dict:
+    """The evaluation package on the trained model: greedy answers for the eval split through the
+    inference layer, Rouge-L per kind, samples.jsonl; keys under ``<split>/``."""
+    from rolecraft.evaluation.answers import answers_from_engine
+    from rolecraft.evaluation.benchmarks import from_dataset
     from rolecraft.evaluation.metrics import score_predictions
+    from rolecraft.evaluation.results import result_rows, write_results
     from rolecraft.evaluation.rouge import RougeOptions
-    from rolecraft.fileio import write_jsonl
-    from rolecraft.modeling.base import stop_token_ids
+    from rolecraft.inference.engines import LocalEngine
 
-    if torch.cuda.is_available() and cfg.trainer.accelerator in ("gpu", "cuda", "auto"):
-        model.to("cuda")
-    truncated_before = encoder.truncated.prompts
-    ids = [encoder.prompt_ids(prompts.messages(s), s.id) for s in samples]
-    t0 = time.perf_counter()
-    preds = generate(model, tok, ids, cfg.eval.generation, stop_token_ids(tok, cfg.model),
-                     batch_size=cfg.eval.batch_size, seed=cfg.seed)
-    gen_s = time.perf_counter() - t0
-    rows = [{"id": s.id, "character": s.character, "kind": s.kind, "question": s.instruction,
-             "prompt": tok.decode(p, skip_special_tokens=False), "prediction": pred,
-             "references": s.references} for s, p, pred in zip(samples, ids, preds)]
+    split = cfg.eval.split
+    bench = from_dataset(ds, split, cfg.data.max_eval_samples)
+    if not bench.items:
+        return {}
+    engine = LocalEngine(model, tok, cfg.model, None, cfg.data.max_source_length, accelerator=cfg.trainer.accelerator)
+    answers = answers_from_engine(out.name, engine, bench, prompts, cfg.eval.generation, cfg.eval.batch_size,
+                                  cfg.seed, spec.template, progress=False)
+    rows = result_rows(bench, answers)
     r = cfg.eval.rouge
-    m = score_predictions(rows, RougeOptions(r.tokenizer, r.stat, r.references, r.postprocess),
-                          prefix=cfg.eval.split)
-    write_jsonl(out / "predictions.jsonl", rows)
-    m[f"{cfg.eval.split}/truncated_prompts"] = encoder.truncated.prompts - truncated_before
-    m[f"{cfg.eval.split}/generation_seconds"] = round(gen_s, 3)
+    m = score_predictions(rows, RougeOptions(r.tokenizer, r.stat, r.references, r.postprocess), prefix=split)
+    write_results(out, bench, rows)
+    m[f"{split}/truncated_prompts"] = answers.stats["truncated_prompts"]
+    m[f"{split}/generation_seconds"] = answers.stats["generation_seconds"]
     return m
 
 
@@ -166,11 +163,10 @@ def _log_wandb(cfg, trainer, metrics: dict, out: Path) -> None:
 
     for lg in trainer.loggers:
         if isinstance(lg, WandbLogger):
-            from rolecraft.fileio import read_jsonl
+            from rolecraft.rundir import read_samples, samples_path
             from rolecraft.tracking import log_results
 
-            preds = out / "predictions.jsonl"
-            rows = [obj for _, obj in read_jsonl(preds)] if preds.is_file() else []
+            rows = read_samples(out) if samples_path(out) else []
             log_results(lg.experiment, metrics, rows, out / "adapter" if cfg.logger.wandb.log_model else None)
 
 

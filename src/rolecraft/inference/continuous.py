@@ -20,7 +20,7 @@ from typing import Sequence
 
 import torch
 
-from rolecraft.evaluation.generate import _cache_of, plan_families
+from rolecraft.inference.planning import cache_of as _cache_of, plan_families
 from rolecraft.modeling.capabilities import accepts_logits_to_keep
 
 # new prompts are admitted once this share of the batch is free (or the batch is empty): each
