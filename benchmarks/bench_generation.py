@@ -6,12 +6,12 @@ Runs the real evaluation path in one process on the embedded tiny model (built i
 $ROLECRAFT_CACHE on first use, default ~/.cache/rolecraft; the build is not timed):
 
 * prompts: the demo test split exactly as `evaluate.py` renders it (`load_benchmark` of
-  `benchmark=roleinstruct`, `Benchmark.messages(item, 6 exemplars, emotions on)`, then
+  `benchmark=roleinstruct`, `benchmarks.chats(bench, PromptBuilder(6 exemplars, emotions on))`, then
   `ChatEncoder(tok, 1024, 0, chat_template).prompt_ids`), the tiny preset of `conf/model/tiny.yaml`
   (stop tokens: eos + `<|im_end|>`, via `stop_token_ids`);
 * baseline: what a user writes by hand — `model.generate(prompt, greedy, eos=stop ids)` for one
   prompt at a time (no padding, no shared cache), decoded up to the first stop token;
-* ours: `rolecraft.evaluation.generate.generate(model, tok, prompts, greedy, stop_ids, batch_size=B)`
+* ours: `rolecraft.inference.generate.generate(model, tok, prompts, greedy, stop_ids, batch_size=B)`
   with the defaults (`share_prefix`, `drop_finished`, `continuous` on), with continuous batching
   off (each batch decoded to its end before the next starts), and with all three off (plain
   left-padded batches through `model.generate`) to show what each part brings;
@@ -44,7 +44,8 @@ def load(cache_dir: str):
 
     from rolecraft.config import BenchmarkConfig, GenerationConfig, ModelConfig
     from rolecraft.data.tokenize import ChatEncoder
-    from rolecraft.evaluation.benchmarks import load_benchmark
+    from rolecraft.data.prompts import PromptBuilder
+    from rolecraft.evaluation.benchmarks import chats, load_benchmark
     from rolecraft.modeling.base import load_base, stop_token_ids
 
     model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(REPO / "conf/model/tiny.yaml"))
@@ -53,8 +54,8 @@ def load(cache_dir: str):
     model, tok, path = load_base(model_cfg, cache_dir)
     bench = load_benchmark(bench_cfg)
     encoder = ChatEncoder(tok, 1024, 0, model_cfg.chat_template)
-    prompts = [encoder.prompt_ids(bench.messages(it, bench_cfg.num_exemplars, bench_cfg.emotions), it.key)
-               for it in bench.items]
+    builder = PromptBuilder(bench.dataset, emotions=True, num_exemplars=6)
+    prompts = [encoder.prompt_ids(c, it.key) for c, it in zip(chats(bench, builder), bench.items)]
     return model, tok, prompts, gen_cfg, stop_token_ids(tok, model_cfg), path, encoder.truncated.prompts
 
 
@@ -89,7 +90,7 @@ def main() -> None:
     import torch
     from omegaconf import OmegaConf
 
-    from rolecraft.evaluation.generate import generate
+    from rolecraft.inference.generate import generate
 
     if args.threads:
         torch.set_num_threads(args.threads)

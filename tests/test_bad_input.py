@@ -55,7 +55,7 @@ def test_bad_data_stops_before_training(case, dataset, tmp_path, cache_dir):
     err = [l for l in r.stderr.splitlines() if l.startswith("error: ")]
     assert len(err) == 1 and re.search(expected, err[0]), r.stderr[-2000:]
     assert "Traceback" not in r.stderr
-    assert not list(runs.rglob("metrics.json")) and not list(runs.rglob("predictions.jsonl"))
+    assert not list(runs.rglob("metrics.json")) and not list(runs.rglob("samples.jsonl"))
 
 
 def test_missing_dataset_directory(tmp_path, cache_dir):

@@ -83,7 +83,7 @@ def test_merged_export_generates_what_adapter_plus_base_generates(run_dir, cache
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rolecraft.evaluation.answers import load_run
+    from rolecraft.inference.sources import load_run
 
     env = cli_env(cache_dir)
     r = subprocess.run([sys.executable, "-m", "rolecraft.cli", "export", str(run_dir), "--merge", str(tmp_path / "m"),
@@ -92,7 +92,7 @@ def test_merged_export_generates_what_adapter_plus_base_generates(run_dir, cache
     assert "vllm serve" in r.stdout
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "m")  # plain transformers: no peft, no rolecraft
     tok = AutoTokenizer.from_pretrained(tmp_path / "m")
-    peft_model, _, _ = load_run(str(run_dir), str(cache_dir))
+    peft_model = load_run(str(run_dir), str(cache_dir)).model
     msgs = [{"role": "user", "content": "你好，你是谁？"}]
     ids = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
     with torch.no_grad():

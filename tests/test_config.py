@@ -29,13 +29,13 @@ def test_defaults_follow_the_paper(cache_dir):
     assert (cfg["lora"]["r"], cfg["lora"]["alpha"], cfg["lora"]["dropout"]) == (8, 32, 0.1)
     assert cfg["eval"]["generation"]["do_sample"] is False  # greedy evaluation
     assert (cfg["eval"]["generation"]["top_p"], cfg["eval"]["generation"]["temperature"]) == (0.7, 0.95)
-    assert cfg["data"]["mix"] == "hybrid" and cfg["emotions"]["enabled"] is True
+    assert cfg["data"]["mix"] == "hybrid" and cfg["prompt"]["emotions"] is True
     assert cfg["model"]["name_or_path"] == "embedded:tiny"
 
 
 def test_groups_and_overrides_compose(cache_dir):
     cfg = _job("data=general", "emotions=off", "lora=r64", "lora.alpha=16", "model=qwen2_5_7b", "trainer=ddp", cache=cache_dir)
-    assert cfg["data"]["mix"] == "general" and cfg["emotions"]["enabled"] is False
+    assert cfg["data"]["mix"] == "general" and cfg["prompt"]["emotions"] is False
     assert cfg["lora"]["r"] == 64 and cfg["lora"]["alpha"] == 16
     assert cfg["model"]["lora_targets"] == ["q_proj", "k_proj", "v_proj", "o_proj"]
     assert cfg["trainer"]["strategy"] == "ddp"

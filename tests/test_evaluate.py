@@ -22,24 +22,66 @@ def trained_run(tmp_path_factory, cache_dir) -> Path:
 
 
 def test_run_answers_reproduce_the_training_runs_own_evaluation(trained_run, cache_dir, tmp_path):
-    """Same adapter, same items, same greedy settings: evaluate.py must give train.py's numbers."""
-    r = run_evaluate(["answers=run", f"answers.path={trained_run}", *QUICK], cache_dir, tmp_path / "ev")
+    """`evaluate.py answers=run answers.path=RUN` and nothing else: the run's data, test split, prompt
+    spec, generation and Rouge options, so evaluate.py gives train.py's numbers exactly."""
+    r = run_evaluate(["answers=run", f"answers.path={trained_run}"], cache_dir, tmp_path / "ev")
     assert r.returncode == 0, r.stderr[-3000:]
     ev, tr = read_metrics(tmp_path / "ev"), read_metrics(trained_run)
     for col in ("raw", "cus", "spe", "avg"):
         assert ev[f"rouge_l/{col}"] == pytest.approx(tr[f"test/rouge_l/{col}"], abs=1e-12), col
     assert ev["answers/name"] == trained_run.name
-    preds = {row["id"]: row["prediction"] for row in read_jsonl(trained_run / "predictions.jsonl")}
+    train_rows = read_jsonl(trained_run / "samples.jsonl")
     rows = read_jsonl(tmp_path / "ev" / "samples.jsonl")
-    assert len(rows) == 12 and {row["key"]: row["prediction"] for row in rows} == preds
+    assert len(rows) == 12 and rows == train_rows  # same file, row for row: keys, prompts, answers, scores
+    assert ev["prompt/from_run"] is True and "prompt/overridden" not in ev
+    # the run trained with emotions=off: the recorded spec is what evaluate.py used
+    assert yaml.safe_load((tmp_path / "ev" / "prompt.yaml").read_text()) == \
+        yaml.safe_load((trained_run / "prompt.yaml").read_text())
+    assert all("（" not in row["prompt"].split("【台词示例】")[1].split("<|im_end|>")[0] for row in rows)
     # run directory: resolved config, profiles for judges and annotators
     cfg = yaml.safe_load((tmp_path / "ev" / "config.yaml").read_text())
     assert cfg["answers"]["source"] == "run" and cfg["rouge"]["tokenizer"] == "jieba"
     assert set(json.loads((tmp_path / "ev" / "characters.json").read_text())) >= {row["character"] for row in rows}
 
 
+def test_an_override_of_the_runs_prompt_is_reported(trained_run, cache_dir, tmp_path):
+    r = run_evaluate(["answers=run", f"answers.path={trained_run}", "emotions=on", "benchmark.max_samples=1"],
+                     cache_dir, tmp_path / "ev")
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = read_metrics(tmp_path / "ev")
+    assert m["prompt/overridden"] == "emotions: False -> True" and m["benchmark/items"] == 3
+    assert "differs from the one the run trained with" in r.stderr
+    assert yaml.safe_load((tmp_path / "ev" / "prompt.yaml").read_text())["emotions"] is True
+
+
+def test_a_run_directory_of_the_older_layout_still_evaluates(trained_run, cache_dir, tmp_path):
+    """Runs made before the formats were unified: predictions.jsonl rows with `id`, config keys
+    emotions.enabled / data.num_exemplars, no prompt.yaml."""
+    import shutil
+
+    old = tmp_path / "old_run"
+    shutil.copytree(trained_run, old)
+    rows = read_jsonl(old / "samples.jsonl")
+    (old / "samples.jsonl").unlink()
+    (old / "prompt.yaml").unlink()
+    (old / "predictions.jsonl").write_text("".join(json.dumps({"id" if k == "key" else k: v for k, v in row.items()},
+                                                              ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    cfg = yaml.safe_load((old / "config.yaml").read_text())
+    prompt = cfg.pop("prompt")
+    cfg["emotions"] = {"enabled": prompt["emotions"]}
+    cfg["data"]["num_exemplars"] = prompt["num_exemplars"]
+    cfg["retrieval"] = prompt["retrieval"]
+    (old / "config.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    r = run_evaluate(["answers=run", f"answers.path={old}"], cache_dir, tmp_path / "ev")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert read_metrics(tmp_path / "ev")["rouge_l/avg"] == read_metrics(trained_run)["test/rouge_l/avg"]
+    r = run_evaluate(["answers=predictions", f"answers.path={old}"], cache_dir, tmp_path / "ev2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert read_metrics(tmp_path / "ev2")["rouge_l/avg"] == read_metrics(trained_run)["test/rouge_l/avg"]
+
+
 def test_prediction_file_of_a_training_run_scores_the_same(trained_run, cache_dir, tmp_path):
-    r = run_evaluate(["answers=predictions", f"answers.path={trained_run / 'predictions.jsonl'}",
+    r = run_evaluate(["answers=predictions", f"answers.path={trained_run / 'samples.jsonl'}",
                       "benchmark.max_samples=4"], cache_dir, tmp_path / "ev")
     assert r.returncode == 0, r.stderr[-3000:]
     ev, tr = read_metrics(tmp_path / "ev"), read_metrics(trained_run)
@@ -149,7 +191,7 @@ def test_user_jsonl_benchmark(cache_dir, tmp_path):
 
 def test_wandb_offline_logging_of_an_evaluation(trained_run, cache_dir, tmp_path):
     pytest.importorskip("wandb", reason="logger=wandb needs the wandb extra (in dev)")
-    r = run_evaluate(["answers=predictions", f"answers.path={trained_run / 'predictions.jsonl'}",
+    r = run_evaluate(["answers=predictions", f"answers.path={trained_run / 'samples.jsonl'}",
                       "benchmark.max_samples=4", "logger=wandb", "tags=[smoke]"], cache_dir, tmp_path / "ev",
                      env={"WANDB_MODE": "offline", "WANDB_SILENT": "true", "OPENAI_API_KEY": "do-not-log-me"})
     assert r.returncode == 0, r.stderr[-3000:]
@@ -160,20 +202,19 @@ def test_wandb_offline_logging_of_an_evaluation(trained_run, cache_dir, tmp_path
     assert b"rouge_l/avg" in blob and b"do-not-log-me" not in blob
 
 
-def test_human_sheets_from_two_evaluation_runs(trained_run, cache_dir, tmp_path):
-    """evaluate.py run directories feed `rolecraft human export` directly (profiles included)."""
+def test_human_sheets_from_a_training_run_and_an_evaluation_run(trained_run, cache_dir, tmp_path):
+    """Any run directory feeds `rolecraft human export` directly (profiles included): a train.py run
+    beside an evaluate.py run."""
     import csv
     import subprocess
     import sys
 
     from conftest import cli_env
 
-    preds = trained_run / "predictions.jsonl"
-    for name in ("ours", "other"):
-        r = run_evaluate(["answers=predictions", f"answers.path={preds}", f"answers.name={name}",
-                          "benchmark.max_samples=4"], cache_dir, tmp_path / name)
-        assert r.returncode == 0, r.stderr[-2000:]
-    r = subprocess.run([sys.executable, "-m", "rolecraft.cli", "human", "export", "--answers", f"ours={tmp_path / 'ours'}",
+    r = run_evaluate(["answers=model", "answers.name=other", "benchmark.max_samples=4",
+                      "generation.max_new_tokens=8"], cache_dir, tmp_path / "other")
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run([sys.executable, "-m", "rolecraft.cli", "human", "export", "--answers", f"ours={trained_run}",
                         "--answers", f"other={tmp_path / 'other'}", "--out", str(tmp_path / "sheets"), "--n", "6",
                         "--annotators", "2"], env=cli_env(cache_dir), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -11,7 +11,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from rolecraft.evaluation.generate import MIN_SHARED_PREFIX, generate, plan_batches
+from rolecraft.inference.generate import generate
+from rolecraft.inference.planning import MIN_SHARED_PREFIX, plan_batches
 
 
 def test_plan_groups_families_and_leaves_each_row_a_token_of_its_own():
@@ -35,7 +36,7 @@ def test_plan_groups_families_and_leaves_each_row_a_token_of_its_own():
 def demo_prompts(cache_dir):
     from rolecraft.config import BenchmarkConfig, GenerationConfig, ModelConfig
     from rolecraft.data.tokenize import ChatEncoder
-    from rolecraft.evaluation.benchmarks import load_benchmark
+    from rolecraft.evaluation.benchmarks import chats, load_benchmark
     from rolecraft.modeling.base import load_base, stop_token_ids
 
     model_cfg = OmegaConf.structured(ModelConfig())
@@ -43,8 +44,10 @@ def demo_prompts(cache_dir):
     bench_cfg = OmegaConf.structured(BenchmarkConfig)
     bench = load_benchmark(bench_cfg)
     enc = ChatEncoder(tok, 1024, 0, model_cfg.chat_template)
-    prompts = [enc.prompt_ids(bench.messages(it, bench_cfg.num_exemplars, bench_cfg.emotions), it.key)
-               for it in bench.items][:24]
+    from rolecraft.data.prompts import PromptBuilder
+
+    builder = PromptBuilder(bench.dataset, emotions=True, num_exemplars=6)
+    prompts = [enc.prompt_ids(c, it.key) for c, it in zip(chats(bench, builder), bench.items)][:24]
     prompts += [prompts[0][-60:], prompts[5][-90:]]  # loose prompts: no long prefix in common with any other
     gen = OmegaConf.structured(GenerationConfig(max_new_tokens=20))
     model.eval()
@@ -88,7 +91,7 @@ def test_sampling_still_goes_through_generate_and_is_seeded(demo_prompts):
 
 def test_remote_code_models_take_the_plain_generate_path(demo_prompts, monkeypatch):
     """Remote-code classes (transformers_modules.*) may keep legacy tuple caches: no own cache handling there."""
-    import rolecraft.evaluation.generate as g
+    import rolecraft.inference.generate as g
 
     model, tok, prompts, gen, stop_ids, reference = demo_prompts
 
@@ -128,7 +131,7 @@ def test_continuous_batching_runs_fewer_forward_passes_for_the_same_answers(demo
 
 
 def test_a_cache_that_cannot_be_joined_takes_the_per_batch_path(demo_prompts, monkeypatch):
-    import rolecraft.evaluation.continuous as c
+    import rolecraft.inference.continuous as c
 
     model, tok, prompts, gen, stop_ids, reference = demo_prompts
     monkeypatch.setattr(c, "plain_kv", lambda cache: False)  # as for a sliding-window or hybrid cache
@@ -138,7 +141,7 @@ def test_a_cache_that_cannot_be_joined_takes_the_per_batch_path(demo_prompts, mo
 def test_running_batch_joins_left_padded_and_cuts_columns_nobody_uses():
     from transformers.cache_utils import DynamicCache
 
-    from rolecraft.evaluation.continuous import _Running
+    from rolecraft.inference.continuous import _Running
 
     def cache(rows, length, fill):
         t = torch.full((rows, 1, length, 2), float(fill))
@@ -161,7 +164,7 @@ def test_running_batch_joins_left_padded_and_cuts_columns_nobody_uses():
 
 
 def test_spare_layer_writes_in_place_and_grows_past_its_room():
-    from rolecraft.evaluation.continuous import _spare_layer_class
+    from rolecraft.inference.continuous import _spare_layer_class
 
     k, v = torch.randn(2, 1, 3, 4), torch.randn(2, 1, 3, 4)
     layer = _spare_layer_class()(k, v, spare=2)
@@ -176,7 +179,7 @@ def test_spare_layer_writes_in_place_and_grows_past_its_room():
 
 
 def test_spare_layer_takes_crop_and_repeat_into_its_buffers():
-    from rolecraft.evaluation.continuous import _spare_layer_class
+    from rolecraft.inference.continuous import _spare_layer_class
 
     k = torch.randn(1, 1, 4, 2)
     layer = _spare_layer_class()(k, k + 1, spare=3)
@@ -190,6 +193,6 @@ def test_spare_layer_takes_crop_and_repeat_into_its_buffers():
 
 def test_no_new_tokens_asked_none_given(demo_prompts):
     model, tok, prompts, gen, stop_ids, _ = demo_prompts
-    from rolecraft.evaluation.continuous import continuous_greedy
+    from rolecraft.inference.continuous import continuous_greedy
 
     assert continuous_greedy(model, prompts[:3], 4, True, tok.pad_token_id, "cache", 0, stop_ids) == [[], [], []]

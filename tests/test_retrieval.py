@@ -159,12 +159,12 @@ def test_recall_command_compares_backends(tiny_st, tmp_path):
 
 @pytest.mark.slow
 def test_training_with_lexical_retrieval_end_to_end(cache_dir, tmp_path):
-    r = subprocess.run([sys.executable, str(REPO / "train.py"), "retrieval=lexical", "retrieval.k=4", "trainer.max_steps=2",
+    r = subprocess.run([sys.executable, str(REPO / "train.py"), "retrieval=lexical", "prompt.retrieval.k=4", "trainer.max_steps=2",
                         "trainer.val_check_interval=2", "data.max_eval_samples=2", "eval.generation.max_new_tokens=8",
                         "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path / 'run'}"],
                        cwd=REPO, env=cli_env(cache_dir), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    preds = [json.loads(x) for x in (tmp_path / "run" / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    preds = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
     assert preds and all("与问题相关的台词和设定" in p["prompt"] for p in preds)
 
 

@@ -200,11 +200,11 @@ def test_report_over_the_grid_gives_the_table_plots_and_dashboard(grid_runs, tmp
     assert [p.name for p in pngs] == ["tiny_emotions.png", "tiny_emotions_loss.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     html = (out / "index.html").read_text(encoding="utf-8")
-    assert "data:image/png;base64," in html and "predictions.jsonl" in html and "http" not in html.split("<body>")[1]
+    assert "data:image/png;base64," in html and "samples.jsonl" in html and "http" not in html.split("<body>")[1]
     # links to predictions resolve from the dashboard's folder
     import re
 
-    for href in re.findall(r"href='([^']+predictions.jsonl)'", html):
+    for href in re.findall(r"X", html):
         assert (out / href).resolve().is_file()
     ab = [a for a in rep["ablations"] if a["metric"] == "rouge_l/avg"][0]
     assert ab["items"] == 3 * 6 and ab["runs_a"] == 2  # 6 test items per kind

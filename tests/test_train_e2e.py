@@ -44,14 +44,16 @@ def test_run_directory_holds_the_record(default_run):
     assert m["test/rouge_l/avg"] == pytest.approx(
         (m["test/rouge_l/raw"] + m["test/rouge_l/cus"] + m["test/rouge_l/spe"]) / 3)
     assert m["train/steps"] == 6 and m["test/rouge_l/options/tokenizer"] == "jieba"
-    rows = [json.loads(l) for l in (default_run / "predictions.jsonl").read_text().splitlines()]
+    rows = [json.loads(l) for l in (default_run / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == 12 and {r["kind"] for r in rows} == {"raw", "general", "specific"}
-    assert set(rows[0]) >= {"id", "character", "kind", "prompt", "prediction", "references"}
+    assert set(rows[0]) >= {"key", "character", "kind", "question", "prompt", "prediction", "references", "rouge_l"}
     assert "<|im_start|>system" in rows[0]["prompt"]
     cfg = (default_run / "config.yaml").read_text()
     assert "${" not in cfg  # resolved
     cfg = yaml.safe_load(cfg)
-    assert cfg["data"]["mix"] == "hybrid" and cfg["emotions"]["enabled"] is False
+    assert cfg["data"]["mix"] == "hybrid" and cfg["prompt"]["emotions"] is False
+    spec = yaml.safe_load((default_run / "prompt.yaml").read_text())
+    assert spec["emotions"] is False and spec["num_exemplars"] == 6 and len(spec["template_sha256"]) == 64
     assert cfg["paths"]["output_dir"] == str(default_run)
     assert (default_run / "logs" / "metrics.csv").is_file()
     assert (default_run / "checkpoints" / "last.ckpt").is_file()

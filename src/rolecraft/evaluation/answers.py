@@ -251,13 +251,14 @@ def adopt_run_settings(cfg, typed: set[str]) -> list[str]:
 
     notes = []
     with open_dict(cfg):
-        if untyped("benchmark") and data.get("root"):
-            cfg.benchmark.name = "roleinstruct"
-            cfg.benchmark.root = str(data["root"])
-            cfg.benchmark.split = str(ev.get("split", "test"))
-            cfg.benchmark.max_samples = data.get("max_eval_samples")
-            cfg.benchmark.kinds = []
-            notes.append(f"benchmark: the run's data {data['root']} ({cfg.benchmark.split} split)")
+        # the run's data unless another benchmark was chosen; each key typed on the command line wins
+        if (untyped("benchmark.name") and "benchmark" not in typed) and data.get("root"):
+            run_bench = {"name": "roleinstruct", "root": str(data["root"]), "split": str(ev.get("split", "test")),
+                         "max_samples": data.get("max_eval_samples")}
+            for k, v in run_bench.items():
+                if untyped(f"benchmark.{k}"):
+                    cfg.benchmark[k] = v
+            notes.append(f"benchmark: {cfg.benchmark.root}, {cfg.benchmark.split} split (the run's data)")
         for key, src in (("rouge", ev.get("rouge")), ("generation", ev.get("generation"))):
             if untyped(key) and isinstance(src, dict):
                 node = cfg[key]
