@@ -42,8 +42,6 @@ _jieba = None
 def _jieba_cut(text: str) -> list[str]:
     global _jieba
     if _jieba is None:
-        import logging
-
         import jieba
 
         jieba.setLogLevel(logging.WARNING)
@@ -52,10 +50,10 @@ def _jieba_cut(text: str) -> list[str]:
     return list(_jieba.cut(text))
 
 
-# (text, tokenizer, postprocess) -> tokenize()'s result. Bounded by entries: RoleBench-zh texts
-# average ~100 characters, so a full memo is some tens of MB; the oldest quarter goes when full.
+# (text, tokenizer, postprocess) -> tokenize()'s result, bounded by entries: ~450 bytes each for
+# RoleBench-zh answers (~40 characters), so ~45 MB when full; the oldest quarter goes then.
 _MEMO: dict[tuple[str, str, str], str] = {}
-MEMO_MAX = 200_000
+MEMO_MAX = 100_000
 
 
 def _remember(key: tuple[str, str, str], tokens: str) -> None:
