@@ -204,7 +204,9 @@ def test_report_over_the_grid_gives_the_table_plots_and_dashboard(grid_runs, tmp
     # links to predictions resolve from the dashboard's folder
     import re
 
-    for href in re.findall(r"X", html):
+    hrefs = re.findall(r"href='([^']+samples.jsonl)'", html)
+    assert hrefs
+    for href in hrefs:
         assert (out / href).resolve().is_file()
     ab = [a for a in rep["ablations"] if a["metric"] == "rouge_l/avg"][0]
     assert ab["items"] == 3 * 6 and ab["runs_a"] == 2  # 6 test items per kind

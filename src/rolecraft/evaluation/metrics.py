@@ -8,15 +8,18 @@ from rolecraft.data.schema import KIND_TO_METRIC
 from rolecraft.evaluation.rouge import RougeOptions, is_empty, rouge_l_many
 
 
-def score_predictions(rows: list[dict], opts: RougeOptions, prefix: str = "test") -> dict:
+def score_predictions(rows: list[dict], opts: RougeOptions, prefix: str = "test", cache_dir=None) -> dict:
     """Flat metrics from rows with kind, prediction, references. Adds each row's "rouge_l".
     ``prefix`` ("test", ...) namespaces the keys; "" gives evaluate.py's bare ``rouge_l/cus``.
+    ``cache_dir`` keeps the benchmark's tokenised references on disk (re-scoring tokenises only
+    the predictions).
 
     Avg is the mean of the kinds present (the paper's Avg = mean of RAW, CUS, SPE).
     """
     per_kind: dict[str, list[float]] = {}
     empty: dict[str, int] = {}
-    scores = rouge_l_many([r["prediction"] for r in rows], [r["references"] for r in rows], opts)
+    scores = rouge_l_many([r["prediction"] for r in rows], [r["references"] for r in rows], opts,
+                          cache_dir=cache_dir)
     for row, s in zip(rows, scores):
         row["rouge_l"] = s
         col = KIND_TO_METRIC[row["kind"]]

@@ -292,7 +292,7 @@ def reference_cache_path(cache_dir: str | os.PathLike, texts: list[str], opts: R
 
         version = jieba.__version__
     head = [_CACHE_FORMAT, opts.tokenizer, opts.postprocess, version]
-    return Path(cache_dir) / "rouge" / f"{_digest(head, texts)[:40]}.json"
+    return Path(cache_dir).expanduser() / "rouge" / f"{_digest(head, texts)[:40]}.json"
 
 
 def _cached_references(texts: list[str], opts: RougeOptions, cache_dir: str | os.PathLike) -> dict[str, str]:

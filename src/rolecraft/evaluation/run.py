@@ -56,7 +56,7 @@ def run(cfg) -> dict:
     metrics.update(prompt_notes)
     metrics.update({f"benchmark/skipped/{k}": v for k, v in bench.skipped.items()})
     metrics.update(answers.stats)
-    metrics.update(score_predictions(rows, opts, prefix=""))
+    metrics.update(score_predictions(rows, opts, prefix="", cache_dir=cfg.paths.cache_dir))
 
     if cfg.rpcs.backend != "none":
         from rolecraft.evaluation.rpcs import make_embedder, score_rpcs

@@ -151,7 +151,8 @@ def evaluate_trained(cfg, model, tok, ds, prompts, spec, out: Path) -> dict:
                                   cfg.seed, spec.template, progress=False)
     rows = result_rows(bench, answers)
     r = cfg.eval.rouge
-    m = score_predictions(rows, RougeOptions(r.tokenizer, r.stat, r.references, r.postprocess), prefix=split)
+    m = score_predictions(rows, RougeOptions(r.tokenizer, r.stat, r.references, r.postprocess), prefix=split,
+                          cache_dir=cfg.paths.cache_dir)
     write_results(out, bench, rows)
     m[f"{split}/truncated_prompts"] = answers.stats["truncated_prompts"]
     m[f"{split}/generation_seconds"] = answers.stats["generation_seconds"]
