@@ -50,7 +50,7 @@ def test_an_override_of_the_runs_prompt_is_reported(trained_run, cache_dir, tmp_
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(tmp_path / "ev")
     assert m["prompt/overridden"] == "emotions: False -> True" and m["benchmark/items"] == 3
-    assert "differs from the one the run trained with" in r.stderr
+    assert "differs from the one the run trained with" in r.stdout + r.stderr
     assert yaml.safe_load((tmp_path / "ev" / "prompt.yaml").read_text())["emotions"] is True
 
 

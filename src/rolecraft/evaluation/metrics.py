@@ -1,8 +1,16 @@
-"""Score predictions per kind: RAW (general ability), CUS (speaking style), SPE (knowledge)."""
+"""The metrics of an evaluation, as one table, and Rouge-L per kind (RAW general ability, CUS
+speaking style, SPE knowledge), the metric every run has.
+
+A metric reads the rows of samples.jsonl (question, references, prediction), may add a per-row
+score field, and returns flat metrics. A new metric is a function here or in its own module, one
+``Metric`` entry in ``METRICS``, its config dataclass in config.py and its conf/ group file.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from statistics import fmean
+from typing import Callable
 
 from rolecraft.data.schema import KIND_TO_METRIC
 from rolecraft.evaluation.rouge import RougeOptions, is_empty, rouge_l_many
@@ -37,3 +45,45 @@ def score_predictions(rows: list[dict], opts: RougeOptions, prefix: str = "test"
     for key in ("tokenizer", "stat", "references", "postprocess"):
         m[f"{p}rouge_l/options/{key}"] = getattr(opts, key)
     return m
+
+
+# ---- the table --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    # whether this evaluate.py config asks for it
+    active: Callable[[object], bool]
+    # (cfg, rows) -> flat metrics; may add a per-row field named like the metric
+    score: Callable[[object, list], dict]
+
+
+def _rouge_l(cfg, rows: list[dict]) -> dict:
+    r = cfg.rouge
+    return score_predictions(rows, RougeOptions(r.tokenizer, r.stat, r.references, r.postprocess), prefix="",
+                             cache_dir=cfg.paths.cache_dir)
+
+
+def _rpcs(cfg, rows: list[dict]) -> dict:
+    from rolecraft.evaluation.rpcs import make_embedder, score_rpcs
+    from rolecraft.inference.sources import api_cache_path
+
+    m = score_rpcs(rows, make_embedder(cfg, api_cache_path(cfg.paths.cache_dir)), cfg.rpcs.references)
+    m["rpcs/model"] = cfg.rpcs.model
+    return m
+
+
+METRICS = (
+    Metric("rouge_l", lambda cfg: True, _rouge_l),
+    Metric("rpcs", lambda cfg: cfg.rpcs.backend != "none", _rpcs),
+)
+
+
+def score_all(cfg, rows: list[dict]) -> dict:
+    """Every active metric of the table over ``rows``, in table order."""
+    out: dict = {}
+    for metric in METRICS:
+        if metric.active(cfg):
+            out.update(metric.score(cfg, rows))
+    return out

@@ -26,7 +26,7 @@ def run(cfg) -> dict:
     from rolecraft.data.prompts import typed_override_keys, write_spec
     from rolecraft.evaluation.answers import get_answers, load_compared
     from rolecraft.evaluation.benchmarks import load_benchmark
-    from rolecraft.evaluation.metrics import score_predictions
+    from rolecraft.evaluation.metrics import score_all
     from rolecraft.evaluation.results import result_rows, write_results
     from rolecraft.evaluation.rouge import RougeOptions
     from rolecraft.fileio import write_jsonl
@@ -36,7 +36,7 @@ def run(cfg) -> dict:
     _check(cfg)
     spec, prompt_notes = _prompt_spec(cfg, typed_override_keys())
     r = cfg.rouge
-    opts = RougeOptions(r.tokenizer, r.stat, r.references, r.postprocess)  # bad options fail before any work
+    RougeOptions(r.tokenizer, r.stat, r.references, r.postprocess)  # bad options fail before any work
     bench = load_benchmark(cfg.benchmark)
     # the judge's comparison files are read up front: a bad path fails before answers cost anything
     compared: dict[str, dict[str, str]] = {}
@@ -56,13 +56,7 @@ def run(cfg) -> dict:
     metrics.update(prompt_notes)
     metrics.update({f"benchmark/skipped/{k}": v for k, v in bench.skipped.items()})
     metrics.update(answers.stats)
-    metrics.update(score_predictions(rows, opts, prefix="", cache_dir=cfg.paths.cache_dir))
-
-    if cfg.rpcs.backend != "none":
-        from rolecraft.evaluation.rpcs import make_embedder, score_rpcs
-
-        metrics.update(score_rpcs(rows, make_embedder(cfg, api_cache_path(cfg.paths.cache_dir)), cfg.rpcs.references))
-        metrics["rpcs/model"] = cfg.rpcs.model
+    metrics.update(score_all(cfg, rows))
 
     if cfg.judge.mode != "none":
         from dataclasses import asdict
