@@ -416,3 +416,76 @@ def test_bad_export_options(runs, tmp_path):
     err = one_error(export(runs, runs["zeta_base"], "--force"))
     assert "holds the answers of zeta_base" in err
     assert (runs["zeta_base"] / "samples.jsonl").is_file()
+
+
+# ---- any run directory: train.py and evaluate.py runs side by side ---------------------------------
+
+
+def make_train_run(root: Path, data_root: Path | None, same_keys: bool = True) -> Path:
+    """A train.py run directory in the older layout: config.yaml + predictions.jsonl rows with `id`,
+    `question` and the rendered `prompt`; no characters.json (profiles come from data.root)."""
+    root.mkdir(parents=True)
+    (root / "config.yaml").write_text(f"seed: 1\ndata:\n  root: {data_root or '/nonexistent/dataset'}\n", "utf-8")
+    rows = []
+    for c in CHARS:
+        for i in range(5):
+            q = f"{c}，问题{i}是什么？"
+            rows.append({"id": f"{c}-{i}" if same_keys else f"sample-{c}-{i}", "character": c,
+                         "kind": "specific" if i % 2 else "general", "question": q,
+                         "prompt": f"<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n",
+                         "prediction": answer_text(2, f"{c}-{i}"), "references": ["x"], "rouge_l": 0.1})
+    (root / "predictions.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    return root
+
+
+def make_dataset(root: Path) -> Path:
+    """A canonical dataset holding the three characters (profiles for the train run)."""
+    from rolecraft.data import schema
+
+    chars = {c: schema.Character(c, {"名字": c, "来源": f"DATASET-{c}"}) for c in CHARS}
+    samples = [schema.Sample(f"s-{c}", "specific", c, "问题？", ["答"], "test") for c in CHARS]
+    schema.save(schema.RoleInstruct(None, {"name": "t"}, chars, [], samples), root)
+    return root
+
+
+@pytest.mark.parametrize("same_keys", [True, False], ids=["joined-on-key", "joined-on-character-and-question"])
+def test_export_from_a_train_run_and_an_eval_run_side_by_side(tmp_path, same_keys):
+    train = make_train_run(tmp_path / "train-run", make_dataset(tmp_path / "ds"), same_keys=same_keys)
+    ev = make_run(tmp_path / "eval-run", 0, profiles=False)
+    out = tmp_path / "sheets"
+    r = run_cli("human", "export", "--answers", f"lora={train}", "--answers", f"base={ev}", "--out", out,
+                "--n", 100, "--annotators", 2)
+    assert r.returncode == 0, r.stderr
+    assert "15 questions answered by every model" in r.stdout  # 3 characters x 5 general/specific
+    key = json.loads((out / "key.json").read_text("utf-8"))
+    assert key["models"] == ["lora", "base"] and len(key["items"]) == 15
+    # the item key is the first run's: the train run's ids
+    assert {i["key"] for i in key["items"].values()} == {(f"{c}-{i}" if same_keys else f"sample-{c}-{i}")
+                                                          for c in CHARS for i in range(5)}
+    _, rows = read_rows(out / "sheet_01.csv")
+    by_answer = {r[4]: r for r in rows}
+    for aid, a in key["answers"].items():
+        item = key["items"][a["item_id"]]
+        c, i = item["character"], int(item["question"].split("问题")[1][0])
+        expected = answer_text(2 if a["model"] == "lora" else 0, f"{c}-{i}")
+        assert by_answer[aid][5] == expected  # each model's own answer to the same question
+        assert by_answer[aid][1] == f"{c}，问题{i}是什么？"
+    # profiles of the train run's dataset (config.yaml data.root), as "field：value" lines
+    assert {r[3] for r in rows if r[2] == "刘星"} == {"名字：刘星\n来源：DATASET-刘星"}
+
+
+def test_train_run_whose_dataset_moved_still_exports_with_a_note(tmp_path):
+    train = make_train_run(tmp_path / "train-run", None)
+    ev = make_run(tmp_path / "eval-run", 0, profiles=False)
+    r = run_cli("human", "export", "--answers", f"lora={train}", "--answers", f"base={ev}", "--out", tmp_path / "o",
+                "--n", 3, "--annotators", 1)
+    assert r.returncode == 0, r.stderr
+    assert "lora: profiles of the dataset in its config.yaml (data.root=/nonexistent/dataset) not read" in r.stderr
+    assert "no profile for 3 character(s)" in r.stderr
+
+
+def test_a_directory_without_samples_is_refused_by_name(runs, tmp_path):
+    empty = tmp_path / "not-a-run"
+    empty.mkdir()
+    err = one_error(export({"a": runs["zeta_base"], "b": empty}, tmp_path / "o"))
+    assert f"--answers b={empty}: no samples.jsonl or predictions.jsonl in this directory" in err
