@@ -332,3 +332,16 @@ def _kappas(report: dict) -> list[float | None]:
         ks.append(report["fleiss_kappa"])
         ks.extend(p["cohen_kappa"] for p in report["pairwise"])
     return ks
+
+
+def agreement_command(sources: list[str], json_out: str | None = None, show_labels: bool = False) -> int:
+    """``rolecraft data agreement``: the tables on stdout, every number in ``json_out``."""
+    report = agreement([load_source(a) for a in sources])
+    print(format_report(report, show_labels=show_labels))
+    if json_out:
+        from rolecraft.fileio import write_json
+
+        out = Path(json_out).expanduser()
+        write_json(out, report)
+        print(f"\nreport written to {out}")
+    return 0
