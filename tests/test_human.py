@@ -1,13 +1,11 @@
 """`rolecraft human export/import`: blinded sheets out, filled sheets in, through the real CLI;
-Krippendorff's alpha against hand-derived values; the bootstrap interval; bad input."""
+sheets from train.py and evaluate.py runs side by side; bad input (the statistics: tests/test_stats.py)."""
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 import os
-import random
 import re
 import subprocess
 import sys
@@ -16,12 +14,8 @@ from pathlib import Path
 import pytest
 
 from rolecraft.evaluation import human
-from rolecraft.evaluation.human import (
-    bootstrap_mean_ci,
-    coincidence_matrix,
-    krippendorff_alpha,
-    sample_keys,
-)
+from rolecraft.evaluation.human import sample_keys
+from rolecraft.stats import krippendorff_alpha
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -259,123 +253,6 @@ def test_sample_keys_is_stratified_and_seeded():
     assert sorted(sample_keys(keys, char, 100, seed=0)) == sorted(keys)
 
 
-# ---- Krippendorff's alpha -------------------------------------------------------------------------
-
-
-def test_alpha_perfect_agreement_is_one():
-    alpha, reason = krippendorff_alpha([[1, 1, 1], [3, 3], [5, 5, 5], [2, 2, None]])
-    assert alpha == pytest.approx(1.0) and reason is None
-
-
-def test_alpha_two_coders_two_values_by_hand():
-    """Units (1,1), (1,2), (2,2). Coincidences: o11 = 2 (unit 1: 2 ordered pairs / (m-1 = 1)),
-    o12 = o21 = 1 (unit 2), o22 = 2 (unit 3); n1 = n2 = 3, n = 6. Ordinal delta_12 = n1 + n2 - (n1 + n2)/2 = 3,
-    delta^2 = 9. alpha = 1 - (n - 1) sum o_ck d2_ck / sum n_c n_k d2_ck = 1 - 5 * (2 * 9) / (2 * 3 * 3 * 9) = 4/9.
-    With two values every metric gives the same alpha (nominal: 1 - 5 * 2 / 18 = 4/9)."""
-    data = [[1, 1], [1, 2], [2, 2]]
-    for level in ("ordinal", "nominal", "interval"):
-        assert krippendorff_alpha(data, level)[0] == pytest.approx(4 / 9)
-
-
-# Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", example C: 4 coders, 12 units, values 1-5,
-# missing data. Rows = coders A-D, columns = units 1-12 (None = missing).
-K2011 = [
-    [1, 2, 3, 3, 2, 1, 4, 1, 2, None, None, None],
-    [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, None, 3],
-    [None, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, None],
-    [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, None],
-]
-K2011_UNITS = [list(col) for col in zip(*K2011)]
-
-
-def test_alpha_worked_example_with_missing_values():
-    """Hand derivation. Per unit (values; contribution to o_ck = pairs / (m_u - 1)):
-      u1 1,1,1 -> o11 += 3;  u2 2,2,3,2 -> o22 += 2, o23 = o32 += 1;  u3, u4 3x4 -> o33 += 4 + 4;
-      u5, u9 2x4 -> o22 += 4 + 4;  u6 1,2,3,4 -> every off-diagonal o_ck among 1..4 += 1/3;  u7 4x4 -> o44 += 4;
-      u8 1,1,2,1 -> o11 += 2, o12 = o21 += 1;  u10 5,5,5 -> o55 += 3;  u11 1,1 -> o11 += 2;  u12 (one value): none.
-    So o11 = 7, o22 = 10, o33 = 8, o44 = 4, o55 = 3, o12 = o23 = 4/3, o13 = o14 = o24 = o34 = 1/3;
-    n_c = (9, 13, 10, 5, 3), n = 40.
-    Ordinal delta_ck = n_c + ... + n_k - (n_c + n_k)/2: d12 = 11, d13 = 22.5, d14 = 30, d15 = 34, d23 = 11.5, d24 = 19,
-    d25 = 23, d34 = 7.5, d35 = 11.5, d45 = 4.
-    sum_{c<k} o_ck d2 = (4*121 + 506.25 + 900 + 4*132.25 + 361 + 56.25) / 3 = 945.5
-    sum_{c<k} n_c n_k d2 = 14157 + 45562.5 + 40500 + 31212 + 17192.5 + 23465 + 20631 + 2812.5 + 3967.5 + 240 = 199740
-    alpha_ordinal = 1 - 39 * 945.5 / 199740 = 0.81539. The paper reports alpha_nominal = 0.743 and
-    alpha_interval = 0.849 for the same data."""
-    values, o = coincidence_matrix(K2011_UNITS)
-    third = 1 / 3
-    expected = [[7, 4 / 3, third, third, 0], [4 / 3, 10, 4 / 3, third, 0], [third, 4 / 3, 8, third, 0],
-                [third, third, third, 4, 0], [0, 0, 0, 0, 3]]
-    assert values == [1, 2, 3, 4, 5]
-    assert [x for row in o.tolist() for x in row] == pytest.approx([x for row in expected for x in row])
-    assert o.sum(axis=1).tolist() == pytest.approx([9, 13, 10, 5, 3])
-    assert krippendorff_alpha(K2011_UNITS, "ordinal")[0] == pytest.approx(1 - 39 * 945.5 / 199740)
-    assert krippendorff_alpha(K2011_UNITS, "nominal")[0] == pytest.approx(0.743, abs=5e-4)
-    assert krippendorff_alpha(K2011_UNITS, "interval")[0] == pytest.approx(0.849, abs=5e-4)
-
-
-def test_alpha_ordinal_uses_ranks_only():
-    """The ordinal metric depends on the order of the values, not their spacing: relabelling 1,2,3 as
-    1,2,5 keeps alpha_ordinal and changes alpha_interval."""
-    data = [[1, 2], [2, 3], [1, 1], [3, 3], [2, 2], [1, 3, 3]]
-    relabel = [[{3: 5}.get(v, v) for v in u] for u in data]
-    assert krippendorff_alpha(data)[0] == pytest.approx(krippendorff_alpha(relabel)[0])
-    assert krippendorff_alpha(data, "interval")[0] != pytest.approx(krippendorff_alpha(relabel, "interval")[0])
-
-
-def test_alpha_undefined_cases_give_none_and_a_reason():
-    alpha, reason = krippendorff_alpha([[4, 4], [4, 4, 4], [4]])
-    assert alpha is None and "every rating is 4" in reason
-    alpha, reason = krippendorff_alpha([[1], [2, None], [5]])
-    assert alpha is None and "2 or more" in reason
-    assert krippendorff_alpha([])[0] is None
-
-
-def test_alpha_matches_the_krippendorff_package():
-    kd = pytest.importorskip("krippendorff", reason="optional cross-check: pip install krippendorff")
-    np = pytest.importorskip("numpy")
-    rng = random.Random(0)
-    datasets = [K2011]
-    for _ in range(5):  # 4 coders x 30 units, values 1-5, 20% missing, correlated with a true score
-        truth = [rng.randint(1, 5) for _ in range(30)]
-        datasets.append([[None if rng.random() < 0.2 else min(5, max(1, t + rng.choice([-1, 0, 0, 1])))
-                          for t in truth] for _ in range(4)])
-    for coders in datasets:
-        matrix = np.array([[np.nan if v is None else v for v in row] for row in coders], dtype=float)
-        units = [list(col) for col in zip(*coders)]
-        for level in ("nominal", "ordinal", "interval", "ratio"):
-            ref = kd.alpha(reliability_data=matrix, level_of_measurement=level)
-            assert krippendorff_alpha(units, level)[0] == pytest.approx(ref, abs=1e-9), level
-
-
-# ---- the bootstrap interval -----------------------------------------------------------------------
-
-
-def test_bootstrap_interval_sanity():
-    rng = random.Random(1)
-    groups = [[rng.randint(1, 5) for _ in range(3)] for _ in range(40)]
-    mean = sum(map(sum, groups)) / sum(map(len, groups))
-    lo, hi = bootstrap_mean_ci(groups, seed=0)
-    assert lo < mean < hi and 1 <= lo and hi <= 5
-    assert bootstrap_mean_ci(groups, seed=0) == (lo, hi)  # deterministic
-    # roughly the normal-theory width of a mean of 40 independent item means
-    item_means = [sum(g) / len(g) for g in groups]
-    m = sum(item_means) / 40
-    se = math.sqrt(sum((x - m) ** 2 for x in item_means) / 39 / 40)
-    assert (hi - lo) == pytest.approx(2 * 1.96 * se, rel=0.2)
-    # more items -> narrower
-    lo4, hi4 = bootstrap_mean_ci(groups * 4, seed=0)
-    assert hi4 - lo4 < (hi - lo) * 0.7
-    assert bootstrap_mean_ci([[3, 3], [3]], seed=0) == (3.0, 3.0)
-    assert bootstrap_mean_ci([[1, 5, 3]]) is None  # one item: no interval
-    # ratings of one item move together: resampling items gives a wider interval than counting
-    # every rating as independent (the t-interval over annotator x item ratings would be too narrow)
-    clustered = [[v] * 3 for v in (1, 2, 3, 4, 5) * 4]
-    flat = [[v] for g in clustered for v in g]
-    c_lo, c_hi = bootstrap_mean_ci(clustered, seed=0)
-    f_lo, f_hi = bootstrap_mean_ci(flat, seed=0)
-    assert c_hi - c_lo > 1.5 * (f_hi - f_lo)
-
-
 # ---- bad input ------------------------------------------------------------------------------------
 
 
@@ -539,3 +416,76 @@ def test_bad_export_options(runs, tmp_path):
     err = one_error(export(runs, runs["zeta_base"], "--force"))
     assert "holds the answers of zeta_base" in err
     assert (runs["zeta_base"] / "samples.jsonl").is_file()
+
+
+# ---- any run directory: train.py and evaluate.py runs side by side ---------------------------------
+
+
+def make_train_run(root: Path, data_root: Path | None, same_keys: bool = True) -> Path:
+    """A train.py run directory in the older layout: config.yaml + predictions.jsonl rows with `id`,
+    `question` and the rendered `prompt`; no characters.json (profiles come from data.root)."""
+    root.mkdir(parents=True)
+    (root / "config.yaml").write_text(f"seed: 1\ndata:\n  root: {data_root or '/nonexistent/dataset'}\n", "utf-8")
+    rows = []
+    for c in CHARS:
+        for i in range(5):
+            q = f"{c}，问题{i}是什么？"
+            rows.append({"id": f"{c}-{i}" if same_keys else f"sample-{c}-{i}", "character": c,
+                         "kind": "specific" if i % 2 else "general", "question": q,
+                         "prompt": f"<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n",
+                         "prediction": answer_text(2, f"{c}-{i}"), "references": ["x"], "rouge_l": 0.1})
+    (root / "predictions.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    return root
+
+
+def make_dataset(root: Path) -> Path:
+    """A canonical dataset holding the three characters (profiles for the train run)."""
+    from rolecraft.data import schema
+
+    chars = {c: schema.Character(c, {"名字": c, "来源": f"DATASET-{c}"}) for c in CHARS}
+    samples = [schema.Sample(f"s-{c}", "specific", c, "问题？", ["答"], "test") for c in CHARS]
+    schema.save(schema.RoleInstruct(None, {"name": "t"}, chars, [], samples), root)
+    return root
+
+
+@pytest.mark.parametrize("same_keys", [True, False], ids=["joined-on-key", "joined-on-character-and-question"])
+def test_export_from_a_train_run_and_an_eval_run_side_by_side(tmp_path, same_keys):
+    train = make_train_run(tmp_path / "train-run", make_dataset(tmp_path / "ds"), same_keys=same_keys)
+    ev = make_run(tmp_path / "eval-run", 0, profiles=False)
+    out = tmp_path / "sheets"
+    r = run_cli("human", "export", "--answers", f"lora={train}", "--answers", f"base={ev}", "--out", out,
+                "--n", 100, "--annotators", 2)
+    assert r.returncode == 0, r.stderr
+    assert "15 questions answered by every model" in r.stdout  # 3 characters x 5 general/specific
+    key = json.loads((out / "key.json").read_text("utf-8"))
+    assert key["models"] == ["lora", "base"] and len(key["items"]) == 15
+    # the item key is the first run's: the train run's ids
+    assert {i["key"] for i in key["items"].values()} == {(f"{c}-{i}" if same_keys else f"sample-{c}-{i}")
+                                                          for c in CHARS for i in range(5)}
+    _, rows = read_rows(out / "sheet_01.csv")
+    by_answer = {r[4]: r for r in rows}
+    for aid, a in key["answers"].items():
+        item = key["items"][a["item_id"]]
+        c, i = item["character"], int(item["question"].split("问题")[1][0])
+        expected = answer_text(2 if a["model"] == "lora" else 0, f"{c}-{i}")
+        assert by_answer[aid][5] == expected  # each model's own answer to the same question
+        assert by_answer[aid][1] == f"{c}，问题{i}是什么？"
+    # profiles of the train run's dataset (config.yaml data.root), as "field：value" lines
+    assert {r[3] for r in rows if r[2] == "刘星"} == {"名字：刘星\n来源：DATASET-刘星"}
+
+
+def test_train_run_whose_dataset_moved_still_exports_with_a_note(tmp_path):
+    train = make_train_run(tmp_path / "train-run", None)
+    ev = make_run(tmp_path / "eval-run", 0, profiles=False)
+    r = run_cli("human", "export", "--answers", f"lora={train}", "--answers", f"base={ev}", "--out", tmp_path / "o",
+                "--n", 3, "--annotators", 1)
+    assert r.returncode == 0, r.stderr
+    assert "lora: profiles of the dataset in its config.yaml (data.root=/nonexistent/dataset) not read" in r.stderr
+    assert "no profile for 3 character(s)" in r.stderr
+
+
+def test_a_directory_without_samples_is_refused_by_name(runs, tmp_path):
+    empty = tmp_path / "not-a-run"
+    empty.mkdir()
+    err = one_error(export({"a": runs["zeta_base"], "b": empty}, tmp_path / "o"))
+    assert f"--answers b={empty}: no samples.jsonl or predictions.jsonl in this directory" in err

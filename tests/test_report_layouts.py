@@ -78,3 +78,26 @@ def test_untagged_runs_of_another_grid_and_repeated_points_are_not_counted(tmp_p
     cell = {r.key: r for r in res.table.rows}["on"].cells["rouge_l/avg"]
     assert cell.n == 1 and cell.mean == pytest.approx(0.40)
     assert any("same point" in p for p in res.problems)
+
+
+def test_paired_bootstrap_reads_per_item_scores_of_both_run_layouts(tmp_path):
+    """Per-item Rouge-L from a train.py run (predictions.jsonl, `id`) and an evaluate.py run
+    (samples.jsonl, `key`), paired on the key; a run without samples gives no interval."""
+    from rolecraft.report.bootstrap import item_scores, paired_bootstrap
+    from rolecraft.report.collect import RunRecord
+
+    def rows(field: str, shift: float) -> str:
+        return "".join(json.dumps({field: f"k{i}", "kind": ("general", "specific")[i % 2],
+                                   "rouge_l": 0.2 + 0.01 * i + shift}) + "\n" for i in range(10))
+
+    a, b, none = tmp_path / "train", tmp_path / "eval", tmp_path / "nothing"
+    for d in (a, b, none):
+        d.mkdir()
+    (a / "predictions.jsonl").write_text(rows("id", 0.1), encoding="utf-8")
+    (b / "samples.jsonl").write_text(rows("key", 0.0), encoding="utf-8")
+    ra, rb = RunRecord("a", {}, path=a), RunRecord("b", {}, path=b)
+    assert item_scores(ra, "rouge_l/spe") == {("specific", f"k{i}"): pytest.approx(0.3 + 0.01 * i) for i in (1, 3, 5, 7, 9)}
+    res = paired_bootstrap([ra], [rb], "rouge_l/avg", resamples=200)
+    assert res["items"] == 10 and res["diff"] == pytest.approx(0.1)
+    assert res["ci_low"] == pytest.approx(0.1) and res["ci_high"] == pytest.approx(0.1) and res["p_diff_le_0"] == 0.0
+    assert paired_bootstrap([ra], [RunRecord("n", {}, path=none)], "rouge_l/avg") is None

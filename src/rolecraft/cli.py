@@ -16,238 +16,77 @@
 
 DIR may be ``embedded:demo`` (the demo dataset shipped in the package). Errors print one line
 ``error: ...`` on stderr and exit 2 (``data validate``: exit 1 when the dataset is invalid).
-This module imports no deep-learning library, so these commands start fast; new command
-groups add a subparser in :func:`build_parser` and a handler.
+This module only parses arguments: each handler calls one function of the module that owns the
+command (data/, evaluation/human/, sweeps/, report/, retrieval/quality.py, export.py). It imports
+no deep-learning library, so these commands start fast; a new command adds a subparser in
+:func:`build_parser` and a one-call handler.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
-from collections import Counter
-from pathlib import Path
 
-from rolecraft.errors import DataError, RolecraftError
+from rolecraft.errors import RolecraftError
 
 
 def _one_line(msg: object) -> str:
     return " ".join(str(msg).split("\n"))
 
 
-def _dataset_root(arg: str) -> Path:
-    from rolecraft.data import resolve_data_root
-
-    return resolve_data_root(arg)
-
-
-# ---- data import ---------------------------------------------------------------------
+# ---- handlers: each calls the one function of the module that owns the command --------------
 
 
 def _cmd_data_import(args: argparse.Namespace) -> int:
-    from rolecraft.data import schema
-    from rolecraft.data.importers import IMPORTERS
-    from rolecraft.data.importers.roleinstruct_v1 import RoleInstructImportError
-    from rolecraft.data.stats import dataset_stats
+    from rolecraft.data.importers import import_command
 
-    importer = IMPORTERS[args.format]
-    options = {}
-    if args.format == "cped":
-        if args.mapping:
-            options["mapping"] = Path(args.mapping).expanduser()
-        if args.min_utterances is not None:
-            options["min_utterances"] = args.min_utterances
-    elif args.mapping or args.min_utterances is not None:
-        raise RolecraftError(f"--mapping and --min-utterances apply to 'cped' only, not {args.format!r}")
-    t0 = time.perf_counter()
-    try:
-        ds, defects = importer(Path(args.src).expanduser(), **options)
-    except RoleInstructImportError as e:
-        for d in e.defects:
-            print(d, file=sys.stderr)
-        raise
-    out = schema.save(ds, Path(args.out).expanduser())
-    seconds = time.perf_counter() - t0
-    for d in defects:
-        print(d, file=sys.stderr)
-    stats = dataset_stats(ds)
-    counts = Counter(d.kind for d in defects)
-    if args.format == "cped":
-        labels = ", ".join(f"{k} {n}" for k, n in sorted(stats["emotions"].items(), key=lambda kv: (-kv[1], kv[0])) if n)
-        summary = (
-            f"imported {args.format} from {args.src} -> {out}: {stats['utterances']} utterances, "
-            f"{stats['dialogues']} dialogues, {stats['characters']} characters; emotions: {labels} "
-            f"({seconds:.1f}s)"
-        )
-    else:
-        summary = (
-            f"imported {args.format} from {args.src} -> {out}: {stats['characters']} characters, "
-            f"{stats['utterances']} utterances, {stats['specific_instructions']} specific + "
-            f"{stats['general_instructions']} general samples, {stats['responses']} references "
-            f"({seconds:.1f}s)"
-        )
-    defect_line = f"{len(defects)} defects" + (
-        ": " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))) if defects else ""
-    )
-    print(summary)
-    print(defect_line)
-    if args.report:
-        from rolecraft.fileio import write_json, write_text
-
-        report = Path(args.report).expanduser()
-        if report.suffix.lower() == ".json":
-            write_json(report, {
-                "format": args.format, "source": str(args.src), "out": str(out),
-                "defect_counts": dict(sorted(counts.items())),
-                "defects": [d.to_dict() for d in defects],
-                "stats": stats,
-            })
-        else:
-            write_text(report, "".join(f"{d}\n" for d in defects) + f"{summary}\n{defect_line}\n")
-        print(f"report written to {report}")
-    return 0
-
-
-# ---- data agreement ------------------------------------------------------------------
+    return import_command(args.format, args.src, args.out, report=args.report, mapping=args.mapping,
+                          min_utterances=args.min_utterances)
 
 
 def _cmd_data_agreement(args: argparse.Namespace) -> int:
-    from rolecraft.data.agreement import agreement, format_report, load_source
+    from rolecraft.data.agreement import agreement_command
 
-    report = agreement([load_source(a) for a in [args.a, args.b, *args.more]])
-    print(format_report(report, show_labels=args.labels))
-    if args.json:
-        from rolecraft.fileio import write_json
-
-        out = Path(args.json).expanduser()
-        write_json(out, report)
-        print(f"\nreport written to {out}")
-    return 0
-
-
-# ---- data validate / stats -----------------------------------------------------------
+    return agreement_command([args.a, args.b, *args.more], json_out=args.json, show_labels=args.labels)
 
 
 def _cmd_data_validate(args: argparse.Namespace) -> int:
-    from rolecraft.data import schema
+    from rolecraft.data.stats import validate_command
 
-    try:
-        ds = schema.load(_dataset_root(args.dir))
-    except DataError as e:
-        print(f"error: {_one_line(e)}", file=sys.stderr)
-        return 1
-    kinds = Counter(s.kind for s in ds.samples)
-    labeled = sum(1 for u in ds.script if u.emotion is not None)
-    print(
-        f"OK: {len(ds.characters)} characters, {len(ds.script)} utterances ({labeled} with emotion), "
-        f"{len(ds.samples)} samples (specific {kinds['specific']}, general {kinds['general']}, raw {kinds['raw']}), "
-        f"{sum(len(s.references) for s in ds.samples)} references"
-    )
-    return 0
+    return validate_command(args.dir)
 
 
 def _cmd_data_stats(args: argparse.Namespace) -> int:
-    from rolecraft.data import schema
-    from rolecraft.data.stats import dataset_stats, format_stats
+    from rolecraft.data.stats import stats_command
 
-    stats = dataset_stats(schema.load(_dataset_root(args.dir)))
-    if args.json:
-        print(json.dumps(stats, ensure_ascii=False, indent=2))
-    else:
-        print(format_stats(stats))
-    return 0
-
-
-# ---- human export / import -----------------------------------------------------------
+    return stats_command(args.dir, as_json=args.json)
 
 
 def _cmd_human_export(args: argparse.Namespace) -> int:
-    from rolecraft.evaluation import human
+    from rolecraft.evaluation.human.sheets import export_command
 
-    kinds = list(human.KINDS) if args.kinds.strip() == "all" else [k.strip() for k in args.kinds.split(",") if k.strip()]
-    s = human.export(args.answers or [], Path(args.out), n=args.n, annotators=args.annotators, seed=args.seed,
-                     kinds=kinds, profiles=args.profiles, force=args.force)
-    for note in s.notes:
-        print(f"note: {note}", file=sys.stderr)
-    print(f"wrote {s.annotators} sheet(s) x {s.items} questions x {len(s.models)} answers to {s.out} "
-          f"({s.joined} questions answered by every model)")
-    print(f"send each annotator one sheet_NN.csv and README.txt; keep {s.out / 'key.json'} to yourself")
-    return 0
+    return export_command(args.answers or [], args.out, n=args.n, annotators=args.annotators, seed=args.seed,
+                          kinds=args.kinds, profiles=args.profiles, force=args.force)
 
 
 def _cmd_human_import(args: argparse.Namespace) -> int:
-    from rolecraft.evaluation import human
-    from rolecraft.fileio import write_json
+    from rolecraft.evaluation.human.ratings import import_command
 
-    key = human.load_key(Path(args.key))
-    ratings, coverage = human.read_sheets([Path(p) for p in args.sheets], key)
-    res = human.aggregate(ratings, key, coverage, resamples=args.resamples, seed=args.seed)
-    out = Path(args.out).expanduser() if args.out else human.results_path(Path(args.key))
-    write_json(out, res)
-    print(human.format_table(res))
-    print(f"results written to {out}")
-    return 0
-
-
-# ---- retrieval -----------------------------------------------------------------------
+    return import_command(args.sheets, args.key, args.out, resamples=args.resamples, seed=args.seed)
 
 
 def _cmd_retrieval_eval(args: argparse.Namespace) -> int:
-    from omegaconf import OmegaConf
+    from rolecraft.retrieval.quality import eval_command
 
-    from rolecraft.config import RetrievalConfig
-    from rolecraft.data import schema
-    from rolecraft.retrieval.index import build_retriever
-    from rolecraft.retrieval.quality import evaluate, qa_queries, reply_queries
-
-    ds = schema.load(_dataset_root(args.dir))
-    queries = reply_queries(ds) if args.queries == "reply" else qa_queries(ds)
-    if args.max_queries:
-        queries = queries[:: max(1, len(queries) // args.max_queries)][: args.max_queries]
-    if not queries:
-        raise DataError(f"{args.dir}: no labelled {args.queries!r} queries (qa needs samples made by "
-                        f"`construct.py stage=qa`, which record their excerpt)")
-    ks = sorted({int(k) for k in args.k.split(",")})
-    results = {}
-    for backend in args.backend.split(","):
-        default_model = {"openai": "text-embedding-3-small"}.get(backend, RetrievalConfig.model)
-        rcfg = OmegaConf.structured(RetrievalConfig(backend=backend, k=max(ks), budget=10**9,
-                                                    model=args.model or default_model))
-        if args.api_key_env is not None:
-            rcfg.endpoint.api_key_env = args.api_key_env
-        if args.base_url:
-            rcfg.endpoint.base_url = args.base_url
-        t0 = time.perf_counter()
-        res = evaluate(build_retriever(rcfg, ds, args.cache_dir), queries, ks)
-        res["seconds"] = round(time.perf_counter() - t0, 2)
-        results[backend] = res
-        print(f"{backend}: {res['queries']} {args.queries} queries; "
-              + ", ".join(f"recall@{k} {res[f'recall@{k}']:.3f} (random {res[f'random_recall@{k}']:.3f})" for k in ks)
-              + f"; MRR@10 {res['mrr@10']:.3f}; {res['seconds']}s")
-    if args.json:
-        from rolecraft.fileio import write_json
-
-        write_json(Path(args.json), {"data": args.dir, "queries": args.queries, "results": results})
-    return 0
-
-
-# ---- export and chat -----------------------------------------------------------------
+    return eval_command(args.dir, backends=args.backend, queries=args.queries, k=args.k, model=args.model,
+                        base_url=args.base_url, api_key_env=args.api_key_env, max_queries=args.max_queries,
+                        cache_dir=args.cache_dir, json_out=args.json)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from rolecraft.export import export
+    from rolecraft.export import export_command
 
-    if bool(args.merge) == bool(args.adapter):
-        raise RolecraftError("export: give exactly one of --merge OUT (full model) or --adapter OUT (adapter only)")
-    info = export(args.run, args.merge or args.adapter, merge=bool(args.merge), cache_dir=args.cache_dir, base=args.base)
-    out = args.merge or args.adapter
-    print(f"wrote the {info['kind']} model of {info['run']} to {out}")
-    if args.merge:
-        print(f"serve it: vllm serve {out} --served-model-name NAME   (then any OpenAI client at http://HOST:8000/v1)")
-    else:
-        print(f"serve it: vllm serve {info['base_model_name_or_path']} --enable-lora --lora-modules NAME={out}")
-    return 0
+    return export_command(args.run, args.merge, args.adapter, cache_dir=args.cache_dir, base=args.base)
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
@@ -258,74 +97,28 @@ def _cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---- sweeps and reports --------------------------------------------------------------
-
-
-def _repo_file(name: str) -> Path:
-    here = Path(__file__).resolve().parents[2]
-    return here / name
-
-
 def _cmd_sweep_generate(args: argparse.Namespace) -> int:
-    from rolecraft.fileio import write_text
-    from rolecraft.sweeps.experiments import known_experiments, load_experiment
-    from rolecraft.sweeps.sweepfile import render
+    from rolecraft.sweeps.sweepfile import generate_command
 
-    out = Path(args.out) if args.out else _repo_file("sweeps")
-    names = args.experiments or known_experiments()
-    stale = []
-    for name in names:
-        exp = load_experiment(name)
-        if exp.program is None:
-            continue
-        target = out / f"{exp.name}.yaml"
-        text = render(exp)
-        if args.check:
-            if not target.is_file() or target.read_text(encoding="utf-8") != text:
-                stale.append(str(target))
-            continue
-        write_text(target, text)
-        print(f"wrote {target}")
-    if stale:
-        print(f"error: out of date with experiments/: {', '.join(stale)}; run `rolecraft sweep generate`",
-              file=sys.stderr)
-        return 1
-    return 0
+    return generate_command(args.experiments, out=args.out, check=args.check)
 
 
 def _cmd_sweep_expand(args: argparse.Namespace) -> int:
-    from rolecraft.sweeps.sweepfile import check_composes, expand, load_sweep
+    from rolecraft.sweeps.sweepfile import expand_command
 
-    sweep = load_sweep(args.file)
-    if args.check:
-        check_composes(sweep, args.file)
-    for point in expand(sweep):
-        print(" ".join(point))
-    return 0
+    return expand_command(args.file, check=args.check)
 
 
 def _cmd_sweep_run_local(args: argparse.Namespace) -> int:
-    from rolecraft.sweeps.local import run_local
+    from rolecraft.sweeps.local import run_local_command
 
-    res = run_local(args.file, args.runs_dir, extra=args.set or [], dry_run=args.dry_run)
-    print(f"{len(res.done)} run(s) finished, {len(res.skipped)} already done, {len(res.failed)} failed")
-    return 1 if res.failed else 0
+    return run_local_command(args.file, args.runs_dir, extra=args.set, dry_run=args.dry_run)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from rolecraft.report.main import report
-    from rolecraft.report.tables import markdown
+    from rolecraft.report.main import report_command
 
-    res = report(args.experiment, args.runs, args.out, wandb_path=args.wandb, resamples=args.resamples)
-    for p in res.problems:
-        print(f"note: {p}", file=sys.stderr)
-    print(markdown(res.table))
-    for a in res.ablations:
-        if a.get("diff") is not None:
-            print(f"{a['label']} on {a['metric']}: {a['diff']:+.4f} [{a['ci_low']:+.4f}, {a['ci_high']:+.4f}] "
-                  f"(95% CI, paired bootstrap over {a['items']} items; P(diff <= 0) = {a['p_diff_le_0']:.3f})")
-    print(f"wrote {res.out} ({', '.join(p.name for p in res.files)}); open {res.out / 'index.html'}")
-    return 0
+    return report_command(args.experiment, args.runs, args.out, wandb_path=args.wandb, resamples=args.resamples)
 
 
 # ---- parser --------------------------------------------------------------------------
@@ -385,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     hx = human_cmds.add_parser("export", help="write blinded annotation sheets (CE, Consistency, ED; 1-5)")
     hx.add_argument("--answers", action="append", metavar="NAME=PATH",
-                    help="a model's answers: an evaluation run directory (samples.jsonl) or a predictions .jsonl; "
+                    help="a model's answers: any run directory (train.py or evaluate.py) or a samples .jsonl; "
                          "repeat for each model (at least 2)")
     hx.add_argument("--out", required=True, help="directory for sheet_NN.csv, key.json and README.txt")
     hx.add_argument("--n", type=int, default=50, help="questions to sample, stratified across characters (default 50)")

@@ -48,3 +48,18 @@ def export(run_dir: str, out: str, merge: bool, cache_dir: str, base: str | None
             info["base_model_name_or_path"] = acfg["base_model_name_or_path"]
         write_json(tmp / "rolecraft_export.json", info)
     return info
+
+
+def export_command(run_dir: str, merge_out: str | None, adapter_out: str | None, cache_dir: str,
+                   base: str | None = None) -> int:
+    """``rolecraft export``: exactly one of a merged model or the adapter, and how to serve it."""
+    if bool(merge_out) == bool(adapter_out):
+        raise ConfigError("export: give exactly one of --merge OUT (full model) or --adapter OUT (adapter only)")
+    out = merge_out or adapter_out
+    info = export(run_dir, out, merge=bool(merge_out), cache_dir=cache_dir, base=base)
+    print(f"wrote the {info['kind']} model of {info['run']} to {out}")
+    if merge_out:
+        print(f"serve it: vllm serve {out} --served-model-name NAME   (then any OpenAI client at http://HOST:8000/v1)")
+    else:
+        print(f"serve it: vllm serve {info['base_model_name_or_path']} --enable-lora --lora-modules NAME={out}")
+    return 0

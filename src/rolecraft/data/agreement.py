@@ -15,7 +15,8 @@ Chinese names (:data:`~rolecraft.data.schema.EMOTION_ZH`); an empty cell, ``null
 ``null`` means "not labelled". Items are aligned by utterance id; only ids labelled in every
 source count, the rest are reported as dropped.
 
-The metric functions are plain Python over label sequences (no numpy).
+The classification metrics here are plain Python over label sequences; the kappas live in
+:mod:`rolecraft.stats` (shared with the human evaluation) and are re-exported here.
 
 **Degenerate kappa.** Kappa is ``(p_o - p_e) / (1 - p_e)``. When ``p_e = 1`` (every rating in
 every source is one and the same label) it is 0/0: undefined. The functions then return
@@ -26,16 +27,18 @@ observed agreement (accuracy) is still reported and is 1.0 in that case.
 from __future__ import annotations
 
 import csv
-from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
-from rolecraft.data.schema import EMOTION_ZH, EMOTIONS
+from rolecraft.data.emotions import EMOTION_ZH, EMOTIONS, normalise_emotion
 from rolecraft.errors import DataError
+from rolecraft.stats import cohen_kappa, fleiss_kappa, fleiss_kappa_from_counts
 
-_NAMES = {**{e: e for e in EMOTIONS}, **{zh: en for en, zh in EMOTION_ZH.items()}}
+__all__ = ["accuracy", "agreement", "cohen_kappa", "confusion", "fleiss_kappa", "fleiss_kappa_from_counts",
+           "format_report", "load_source", "macro_f1", "normalize_label", "per_label"]
+
 _UNLABELLED = {"", "null", "none"}
 
 
@@ -55,59 +58,6 @@ def accuracy(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
     """Observed agreement: the share of items with the same label in ``a`` and ``b``."""
     _check_pair(a, b)
     return sum(x == y for x, y in zip(a, b)) / len(a)
-
-
-def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:
-    """Cohen's kappa of two raters over the same items (unweighted, as sklearn's
-    ``cohen_kappa_score``). ``None`` when undefined (expected agreement 1: both raters use one
-    and the same label for every item)."""
-    _check_pair(a, b)
-    n = len(a)
-    agree = sum(x == y for x, y in zip(a, b))
-    ca, cb = Counter(a), Counter(b)
-    expected = sum(ca[k] * cb[k] for k in ca)  # p_e * n^2, exact in integers
-    if expected == n * n:
-        return None
-    return (agree * n - expected) / (n * n - expected)
-
-
-def fleiss_kappa(ratings: Sequence[Sequence[Hashable]]) -> float | None:
-    """Fleiss' kappa of several raters: ``ratings[r][i]`` is rater r's label for item i.
-
-    Every rater labels every item (at least 2 raters). ``None`` when undefined (all ratings
-    are one label).
-    """
-    if len(ratings) < 2:
-        raise ValueError("Fleiss' kappa needs at least 2 raters")
-    n = len(ratings[0])
-    if any(len(r) != n for r in ratings):
-        raise ValueError("raters labelled different numbers of items")
-    if n == 0:
-        raise ValueError("no items to compare")
-    return fleiss_kappa_from_counts([Counter(r[i] for r in ratings) for i in range(n)])
-
-
-def fleiss_kappa_from_counts(table: Sequence[dict | Sequence[int]]) -> float | None:
-    """Fleiss' kappa from a subjects x categories count table (each row: a list of counts or a
-    ``{category: count}`` mapping; every row sums to the same number of raters m >= 2)."""
-    rows = [list(r.values()) if isinstance(r, dict) else list(r) for r in table]
-    if not rows:
-        raise ValueError("no items to compare")
-    m = sum(rows[0])
-    if m < 2 or any(sum(r) != m for r in rows):
-        raise ValueError("every subject needs the same number (>= 2) of ratings")
-    n = len(rows)
-    # P_i = (sum_j n_ij^2 - m) / (m (m - 1)); P_bar = mean P_i
-    p_bar = sum(sum(c * c for c in r) - m for r in rows) / (n * m * (m - 1))
-    totals: Counter = Counter()
-    for r in table:
-        items = r.items() if isinstance(r, dict) else enumerate(r)
-        for k, c in items:
-            totals[k] += c
-    p_e = sum((c / (n * m)) ** 2 for c in totals.values())
-    if sum(c * c for c in totals.values()) == (n * m) ** 2:  # exact test of p_e == 1
-        return None
-    return (p_bar - p_e) / (1 - p_e)
 
 
 def confusion(a: Sequence[Hashable], b: Sequence[Hashable], labels: Sequence[Hashable]) -> list[list[int]]:
@@ -172,10 +122,10 @@ def normalize_label(raw: object, where: str) -> str | None:
         return None
     if not isinstance(raw, str):
         raise DataError(f"{where}: emotion must be a string or null, got {type(raw).__name__} {raw!r:.40}")
-    text = raw.strip()
-    if text.lower() in _UNLABELLED:
+    if raw.strip().lower() in _UNLABELLED:
         return None
-    label = _NAMES.get(text.lower()) or _NAMES.get(text)
+    # the ten labels only: a stray spelling ("joy") in an annotation is an error to see, not to map
+    label = normalise_emotion(raw, aliases=False)
     if label is None:
         raise DataError(f"{where}: unknown emotion label {raw!r}; use one of {', '.join(EMOTIONS)} "
                         f"(or their Chinese names {'/'.join(EMOTION_ZH.values())}; empty = unlabelled)")
@@ -382,3 +332,16 @@ def _kappas(report: dict) -> list[float | None]:
         ks.append(report["fleiss_kappa"])
         ks.extend(p["cohen_kappa"] for p in report["pairwise"])
     return ks
+
+
+def agreement_command(sources: list[str], json_out: str | None = None, show_labels: bool = False) -> int:
+    """``rolecraft data agreement``: the tables on stdout, every number in ``json_out``."""
+    report = agreement([load_source(a) for a in sources])
+    print(format_report(report, show_labels=show_labels))
+    if json_out:
+        from rolecraft.fileio import write_json
+
+        out = Path(json_out).expanduser()
+        write_json(out, report)
+        print(f"\nreport written to {out}")
+    return 0

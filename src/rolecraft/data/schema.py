@@ -17,22 +17,14 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+# the labels are part of the format: schema.EMOTIONS / schema.EMOTION_ZH stay importable from here
+from rolecraft.data.emotions import EMOTION_ZH, EMOTIONS, normalise_emotion  # noqa: F401
 from rolecraft.errors import DataError
 from rolecraft.fileio import read_json, read_jsonl
 
 FORMAT_NAME = "roleinstruct"
 FORMAT_VERSION = 1
 
-# The paper's ten labels: Ekman's six + neutral, frustration, excitement, other.
-EMOTIONS = (
-    "anger", "disgust", "fear", "happiness", "sadness",
-    "surprise", "neutral", "frustration", "excitement", "other",
-)
-# How labels are written in Chinese prompts (the data is Chinese; emotions=on shows these).
-EMOTION_ZH = {
-    "anger": "愤怒", "disgust": "厌恶", "fear": "恐惧", "happiness": "快乐", "sadness": "悲伤",
-    "surprise": "惊讶", "neutral": "中立", "frustration": "沮丧", "excitement": "兴奋", "other": "其他",
-}
 KINDS = ("general", "specific", "raw")
 SPLITS = ("train", "val", "test")
 # Which Rouge-L column each kind feeds (paper Table 2).
@@ -159,7 +151,10 @@ def _turn(obj: dict, where: str) -> int:
 def parse_utterance(obj: dict, where: str) -> Utterance:
     emotion = obj.get("emotion")
     if emotion is not None and emotion not in EMOTIONS:
-        raise DataError(f"{where}: unknown emotion label {emotion!r}; use one of {', '.join(EMOTIONS)} (or null if unannotated)")
+        alias = normalise_emotion(emotion)
+        hint = f"; {emotion!r} reads as {alias!r}, write that" if alias else ""
+        raise DataError(f"{where}: unknown emotion label {emotion!r}; use one of {', '.join(EMOTIONS)} "
+                        f"(or null if unannotated){hint}")
     return Utterance(
         id=_require(obj, "id", str, where),
         character=_require(obj, "character", str, where),

@@ -125,3 +125,34 @@ def format_stats(stats: dict, width: int = 40) -> str:
         bar = "█" * round(width * share / top)
         lines.append(f"  {label:<12} {share * 100:5.1f}%  {bar} {_fmt(emotions.get(label, 0))}")
     return "\n".join(lines)
+
+
+def validate_command(root: str) -> int:
+    """``rolecraft data validate``: 0 and a one-line summary, or 1 and the first defect (file:line)."""
+    import sys
+
+    from rolecraft.data import resolve_data_root, schema
+    from rolecraft.errors import DataError
+
+    try:
+        ds = schema.load(resolve_data_root(root))
+    except DataError as e:
+        print("error: " + " ".join(str(e).split("\n")), file=sys.stderr)
+        return 1
+    kinds = Counter(s.kind for s in ds.samples)
+    labeled = sum(1 for u in ds.script if u.emotion is not None)
+    print(f"OK: {len(ds.characters)} characters, {len(ds.script)} utterances ({labeled} with emotion), "
+          f"{len(ds.samples)} samples (specific {kinds['specific']}, general {kinds['general']}, raw {kinds['raw']}), "
+          f"{sum(len(s.references) for s in ds.samples)} references")
+    return 0
+
+
+def stats_command(root: str, as_json: bool = False) -> int:
+    """``rolecraft data stats``: the table, or the same numbers as JSON."""
+    import json
+
+    from rolecraft.data import resolve_data_root, schema
+
+    stats = dataset_stats(schema.load(resolve_data_root(root)))
+    print(json.dumps(stats, ensure_ascii=False, indent=2) if as_json else format_stats(stats))
+    return 0

@@ -4,12 +4,11 @@ Each item's score is averaged over a variant's runs (seeds); items both variants
 paired; resampling items (within each kind, so RAW/CUS/SPE keep their sizes) gives the
 distribution of the difference of the metric as the run computes it (Avg = mean of the kinds'
 means). Reported: the observed difference, its 95% percentile interval, and the share of
-resamples where the difference is <= 0.
+resamples where the difference is <= 0. Per-item scores come from the run directory through
+:func:`rolecraft.rundir.read_samples` (either layout); the bootstrap is :mod:`rolecraft.stats`.
 """
 
 from __future__ import annotations
-
-import json
 
 from rolecraft.report.collect import RunRecord
 
@@ -18,26 +17,26 @@ FIELD_OF = {"rpcs": "rpcs"}
 
 
 def item_scores(run: RunRecord, metric: str) -> dict[tuple[str, str], float] | None:
-    """(kind, item id) -> score from the run's predictions file; None when it has none."""
-    path = run.predictions
-    if path is None:
+    """(kind, item key) -> score from the run's samples; None when it has none or they are unreadable."""
+    from rolecraft.errors import RolecraftError
+    from rolecraft.rundir import read_samples
+
+    if run.path is None:
         return None
+    try:
+        rows = read_samples(run.path)
+    except (RolecraftError, OSError, ValueError):  # ValueError: not UTF-8
+        return None  # no or a damaged samples file: no interval rather than a wrong one
     field = FIELD_OF.get(metric, "rouge_l")
     want = KIND_OF.get(metric)
     out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            return None  # a damaged predictions file: no interval rather than a wrong one
+    for row in rows:
         kind = str(row.get("kind", "")) if metric.startswith("rouge_l/") else "all"
         if want is not None and kind != want:
             continue
         v = row.get(field)
-        if isinstance(v, (int, float)):
-            out[(kind, str(row.get("id") or row.get("key")))] = float(v)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[(kind, str(row.get("key")))] = float(v)
     return out
 
 
@@ -54,7 +53,9 @@ def _mean_scores(runs: list[RunRecord], metric: str) -> dict[tuple[str, str], fl
 
 def paired_bootstrap(runs_a: list[RunRecord], runs_b: list[RunRecord], metric: str, resamples: int = 2000,
                      seed: int = 0, level: float = 0.95) -> dict | None:
-    import numpy as np
+    """The difference A - B of ``metric`` with its interval; None when it cannot be computed
+    (no local runs, no per-item scores, fewer than 2 paired items)."""
+    from rolecraft import stats
 
     if not runs_a or not runs_b or not (metric in KIND_OF or metric == "rouge_l/avg" or metric in FIELD_OF):
         return None
@@ -67,15 +68,7 @@ def paired_bootstrap(runs_a: list[RunRecord], runs_b: list[RunRecord], metric: s
     by_kind: dict[str, list[float]] = {}
     for k in common:
         by_kind.setdefault(k[0], []).append(sa[k] - sb[k])
-    diffs = {k: np.asarray(v) for k, v in sorted(by_kind.items())}
-    observed = float(np.mean([d.mean() for d in diffs.values()]))
-    rng = np.random.default_rng(seed)
-    boots = np.zeros(resamples)
-    for d in diffs.values():
-        idx = rng.integers(0, len(d), size=(resamples, len(d)))
-        boots += d[idx].mean(axis=1)
-    boots /= len(diffs)
-    lo, hi = np.quantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return {"metric": metric, "diff": observed, "ci_low": float(lo), "ci_high": float(hi), "level": level,
-            "p_diff_le_0": float(np.mean(boots <= 0)), "items": len(common), "runs_a": len(runs_a),
+    res = stats.paired_bootstrap([d for _, d in sorted(by_kind.items())], resamples=resamples, seed=seed, level=level)
+    return {"metric": metric, "diff": res["diff"], "ci_low": res["ci_low"], "ci_high": res["ci_high"], "level": level,
+            "p_diff_le_0": res["p_diff_le_0"], "items": len(common), "runs_a": len(runs_a),
             "runs_b": len(runs_b), "resamples": resamples}

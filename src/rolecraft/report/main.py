@@ -79,3 +79,22 @@ def report(experiment: str, runs_dir: str | None, out: str, wandb_path: str | No
         files += [out_dir / "report.json", out_dir / "index.html"]
         files += [out_dir / "plots" / p.name for p in pngs]
     return ReportResult(out_dir, table, problems, ablations, files)
+
+
+def report_command(experiment: str, runs_dir: str | None, out: str, wandb_path: str | None = None,
+                   resamples: int = 2000) -> int:
+    """``rolecraft report``: notes on stderr; the table and each ablation's interval on stdout."""
+    import sys
+
+    from rolecraft.report.tables import markdown
+
+    res = report(experiment, runs_dir, out, wandb_path=wandb_path, resamples=resamples)
+    for p in res.problems:
+        print(f"note: {p}", file=sys.stderr)
+    print(markdown(res.table))
+    for a in res.ablations:
+        if a.get("diff") is not None:
+            print(f"{a['label']} on {a['metric']}: {a['diff']:+.4f} [{a['ci_low']:+.4f}, {a['ci_high']:+.4f}] "
+                  f"(95% CI, paired bootstrap over {a['items']} items; P(diff <= 0) = {a['p_diff_le_0']:.3f})")
+    print(f"wrote {res.out} ({', '.join(p.name for p in res.files)}); open {res.out / 'index.html'}")
+    return 0

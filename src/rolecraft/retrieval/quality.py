@@ -73,3 +73,49 @@ def evaluate(retriever, queries: list[Query], ks: list[int]) -> dict:
     n = len(queries) or 1
     return {"queries": len(queries), **{f"recall@{k}": hits[k] / n for k in ks}, "mrr@10": mrr / n,
             **{f"random_recall@{k}": random_hits[k] / n for k in ks}}
+
+
+def eval_command(root: str, backends: str = "lexical", queries: str = "reply", k: str = "1,3,5,10",
+                 model: str | None = None, base_url: str | None = None, api_key_env: str | None = None,
+                 max_queries: int | None = None, cache_dir: str = "~/.cache/rolecraft",
+                 json_out: str | None = None) -> int:
+    """``rolecraft retrieval eval``: recall@k and MRR@10 per backend, one line each."""
+    import time
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from rolecraft.config import RetrievalConfig
+    from rolecraft.data import resolve_data_root, schema
+    from rolecraft.errors import DataError
+    from rolecraft.retrieval.index import build_retriever
+
+    ds = schema.load(resolve_data_root(root))
+    qs = reply_queries(ds) if queries == "reply" else qa_queries(ds)
+    if max_queries:
+        qs = qs[:: max(1, len(qs) // max_queries)][:max_queries]
+    if not qs:
+        raise DataError(f"{root}: no labelled {queries!r} queries (qa needs samples made by "
+                        f"`construct.py stage=qa`, which record their excerpt)")
+    ks = sorted({int(x) for x in k.split(",")})
+    results = {}
+    for backend in backends.split(","):
+        default_model = {"openai": "text-embedding-3-small"}.get(backend, RetrievalConfig.model)
+        rcfg = OmegaConf.structured(RetrievalConfig(backend=backend, k=max(ks), budget=10**9,
+                                                    model=model or default_model))
+        if api_key_env is not None:
+            rcfg.endpoint.api_key_env = api_key_env
+        if base_url:
+            rcfg.endpoint.base_url = base_url
+        t0 = time.perf_counter()
+        res = evaluate(build_retriever(rcfg, ds, cache_dir), qs, ks)
+        res["seconds"] = round(time.perf_counter() - t0, 2)
+        results[backend] = res
+        print(f"{backend}: {res['queries']} {queries} queries; "
+              + ", ".join(f"recall@{x} {res[f'recall@{x}']:.3f} (random {res[f'random_recall@{x}']:.3f})" for x in ks)
+              + f"; MRR@10 {res['mrr@10']:.3f}; {res['seconds']}s")
+    if json_out:
+        from rolecraft.fileio import write_json
+
+        write_json(Path(json_out), {"data": root, "queries": queries, "results": results})
+    return 0

@@ -109,3 +109,10 @@ def _lock(root: Path):
         raise ConfigError(f"{root}: another `rolecraft sweep run-local` is running on this directory; wait for it "
                           f"or use another --runs-dir") from None
     return f
+
+
+def run_local_command(sweep_path: str, runs_dir: str, extra: list[str] | None = None, dry_run: bool = False) -> int:
+    """``rolecraft sweep run-local``: exit 1 when a run failed."""
+    res = run_local(sweep_path, runs_dir, extra=extra or [], dry_run=dry_run)
+    print(f"{len(res.done)} run(s) finished, {len(res.skipped)} already done, {len(res.failed)} failed")
+    return 1 if res.failed else 0

@@ -126,3 +126,41 @@ def check_composes(sweep: dict, path: str | Path, extra: list[str] | None = None
                 raise ConfigError(f"{path}: grid point {' '.join(overrides)} does not compose: "
                                   f"{' '.join(str(e).split())[:200]}") from None
     return len(points)
+
+
+def generate_command(experiments: list[str], out: str | None = None, check: bool = False) -> int:
+    """``rolecraft sweep generate``: write sweeps/*.yaml, or (``check``) exit 1 naming stale ones."""
+    import sys
+
+    from rolecraft.fileio import write_text
+    from rolecraft.sweeps.experiments import known_experiments, load_experiment
+
+    folder = Path(out) if out else Path(__file__).resolve().parents[3] / "sweeps"  # sweeps/ of the checkout
+    stale = []
+    for name in experiments or known_experiments():
+        exp = load_experiment(name)
+        if exp.program is None:
+            continue
+        target = folder / f"{exp.name}.yaml"
+        text = render(exp)
+        if check:
+            if not target.is_file() or target.read_text(encoding="utf-8") != text:
+                stale.append(str(target))
+            continue
+        write_text(target, text)
+        print(f"wrote {target}")
+    if stale:
+        print(f"error: out of date with experiments/: {', '.join(stale)}; run `rolecraft sweep generate`",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def expand_command(path: str, check: bool = False) -> int:
+    """``rolecraft sweep expand``: one line of overrides per grid point, in W&B's order."""
+    sweep = load_sweep(path)
+    if check:
+        check_composes(sweep, path)
+    for point in expand(sweep):
+        print(" ".join(point))
+    return 0

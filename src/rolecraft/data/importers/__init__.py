@@ -1,18 +1,82 @@
 """Importers: convert published role-play data layouts into the canonical RoleInstruct format.
 
 Each importer returns ``(RoleInstruct, defects)``: it keeps going where it safely can and
-reports every quirk it repaired or skipped as a :class:`Defect` (``file:line: message``).
+reports every quirk it repaired or skipped as a :class:`Defect` (``file:line: message``); when
+nothing can be imported it raises :class:`ImportFailed` carrying the defects. Shared pieces live
+in :mod:`.base`, emotion spellings in :mod:`rolecraft.data.emotions`.
 Every importer takes the source path as its first argument; format-specific options are
 keyword arguments with defaults (``cped``: ``mapping``, ``min_utterances``).
 """
 
+from rolecraft.data.emotions import EMOTION_ALIASES
+from rolecraft.data.importers.base import Defect, ImportFailed
 from rolecraft.data.importers.cped import CPED_TO_EMOTION, import_cped
-from rolecraft.data.importers.roleinstruct_v1 import (
-    EMOTION_ALIASES,
-    Defect,
-    import_roleinstruct_v1,
-)
+from rolecraft.data.importers.roleinstruct_v1 import import_roleinstruct_v1
 
 IMPORTERS = {"roleinstruct-v1": import_roleinstruct_v1, "cped": import_cped}
 
-__all__ = ["CPED_TO_EMOTION", "EMOTION_ALIASES", "IMPORTERS", "Defect", "import_cped", "import_roleinstruct_v1"]
+__all__ = ["CPED_TO_EMOTION", "EMOTION_ALIASES", "IMPORTERS", "Defect", "ImportFailed", "import_command",
+           "import_cped", "import_roleinstruct_v1"]
+
+
+def _counts_text(counts: dict) -> str:
+    return ", ".join(f"{k} {n}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n)
+
+
+def import_command(fmt: str, src: str, out: str, report: str | None = None, mapping: str | None = None,
+                   min_utterances: int | None = None) -> int:
+    """``rolecraft data import``: convert, write the dataset, print defects (stderr) and a summary."""
+    import sys
+    import time
+    from collections import Counter
+    from pathlib import Path
+
+    from rolecraft.data import schema
+    from rolecraft.data.stats import dataset_stats
+    from rolecraft.errors import RolecraftError
+
+    options: dict = {}
+    if fmt == "cped":
+        if mapping:
+            options["mapping"] = Path(mapping).expanduser()
+        if min_utterances is not None:
+            options["min_utterances"] = min_utterances
+    elif mapping or min_utterances is not None:
+        raise RolecraftError(f"--mapping and --min-utterances apply to 'cped' only, not {fmt!r}")
+    t0 = time.perf_counter()
+    try:
+        ds, defects = IMPORTERS[fmt](Path(src).expanduser(), **options)
+    except ImportFailed as e:
+        for d in e.defects:
+            print(d, file=sys.stderr)
+        raise
+    written = schema.save(ds, Path(out).expanduser())
+    seconds = time.perf_counter() - t0
+    for d in defects:
+        print(d, file=sys.stderr)
+    stats = dataset_stats(ds)
+    counts = Counter(d.kind for d in defects)
+    if fmt == "cped":
+        summary = (f"imported {fmt} from {src} -> {written}: {stats['utterances']} utterances, "
+                   f"{stats['dialogues']} dialogues, {stats['characters']} characters; emotions: "
+                   f"{_counts_text(stats['emotions'])} ({seconds:.1f}s)")
+    else:
+        summary = (f"imported {fmt} from {src} -> {written}: {stats['characters']} characters, "
+                   f"{stats['utterances']} utterances, {stats['specific_instructions']} specific + "
+                   f"{stats['general_instructions']} general samples, {stats['responses']} references "
+                   f"({seconds:.1f}s)")
+    defect_line = f"{len(defects)} defects" + (": " + _counts_text(counts) if defects else "")
+    print(summary)
+    print(defect_line)
+    if report:
+        from rolecraft.fileio import write_json, write_text
+
+        path = Path(report).expanduser()
+        if path.suffix.lower() == ".json":
+            write_json(path, {"format": fmt, "source": str(src), "out": str(written),
+                              "defect_counts": dict(sorted(counts.items())),
+                              "defects": [d.to_dict() for d in defects], "stats": stats})
+        else:
+            write_text(path, "".join(f"{d}\n" for d in defects) + f"{summary}\n{defect_line}\n")
+        print(f"report written to {path}")
+    return 0

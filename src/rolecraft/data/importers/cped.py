@@ -49,8 +49,9 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
-from rolecraft.data.importers.roleinstruct_v1 import Defect
-from rolecraft.data.schema import EMOTION_ZH, EMOTIONS, Character, RoleInstruct, Utterance
+from rolecraft.data.emotions import EMOTIONS, normalise_emotion
+from rolecraft.data.importers.base import Defect
+from rolecraft.data.schema import Character, RoleInstruct, Utterance
 from rolecraft.errors import DataError
 
 FORMAT = "cped"
@@ -97,9 +98,6 @@ AGE_ZH = {"children": "儿童", "teenager": "少年", "young": "青年", "middle
 UNKNOWN = {"", "unknown"}
 _SPEAKER_COLUMNS = ("Gender", "Age", *(c for c, _ in BIG_FIVE))
 
-_LABEL_NAMES = {**{e: e for e in EMOTIONS}, **{zh: en for en, zh in EMOTION_ZH.items()}}
-
-
 # --------------------------------------------------------------------------------------
 # Mapping
 # --------------------------------------------------------------------------------------
@@ -107,7 +105,7 @@ _LABEL_NAMES = {**{e: e for e in EMOTIONS}, **{zh: en for en, zh in EMOTION_ZH.i
 
 def resolve_mapping(overrides: Mapping[str, object] | None, where: str = "mapping") -> dict[str, str | None]:
     """The default mapping with ``overrides`` applied; targets may be English labels, their
-    Chinese names (:data:`EMOTION_ZH`) or None (leave that class unmapped)."""
+    Chinese names (:data:`rolecraft.data.emotions.EMOTION_ZH`) or None (leave that class unmapped)."""
     mapping: dict[str, str | None] = dict(CPED_TO_EMOTION)
     for key, target in (overrides or {}).items():
         if not isinstance(key, str) or not key.strip():
@@ -115,9 +113,7 @@ def resolve_mapping(overrides: Mapping[str, object] | None, where: str = "mappin
         if target is None:
             mapping[key.strip()] = None
             continue
-        label = None
-        if isinstance(target, str):
-            label = _LABEL_NAMES.get(target.strip().lower()) or _LABEL_NAMES.get(target.strip())
+        label = normalise_emotion(target, aliases=False)  # a target is one of the ten, not a synonym
         if label is None:
             raise DataError(
                 f"{where}: key {key!r}: unknown target label {target!r}; use one of {', '.join(EMOTIONS)} "

@@ -59,17 +59,22 @@ rerun on the same input writes byte-identical files.
 
 from __future__ import annotations
 
-import bisect
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rolecraft.data.emotions import CANONICAL_ZH, EMOTION_ALIASES, normalise_emotion
+from rolecraft.data.importers.base import (  # noqa: F401  (Defect, repair_escapes: importable from here too)
+    Defect,
+    ImportFailed,
+    LenientReader,
+    dedupe,
+    repair_escapes,
+    short,
+)
 from rolecraft.data.schema import (
-    EMOTION_ZH,
-    EMOTIONS,
     Character,
     RoleInstruct,
     Sample,
@@ -84,51 +89,11 @@ FORMAT = "roleinstruct-v1"
 MAX_REFERENCES = 5  # the paper: five in-character answers per general instruction
 
 # --------------------------------------------------------------------------------------
-# Emotion labels
+# Emotion labels (the alias table is rolecraft.data.emotions.EMOTION_ALIASES)
 # --------------------------------------------------------------------------------------
-
-#: The paper's ten labels as written in the data (clean, no defect).
-CANONICAL_ZH: dict[str, str] = {zh: en for en, zh in EMOTION_ZH.items()}
-
-#: Every label spelling the importer accepts, mapped to a canonical label. The first block
-#: is the paper's ten labels; the rest are stray spellings. Those marked "seen" occur in the
-#: published files (v1, 14 characters); the others are common synonyms, mapped the same way.
-EMOTION_ALIASES: dict[str, str] = {
-    **CANONICAL_ZH,
-    # --- stray Chinese labels ---
-    "激动": "excitement",   # seen: 416 lines, "(激动)但是我现在有点小激动"
-    "生气": "anger", "气愤": "anger", "恼火": "anger",
-    "开心": "happiness", "高兴": "happiness", "喜悦": "happiness",
-    "感激": "happiness", "感谢": "happiness",
-    "难过": "sadness", "伤心": "sadness", "悲哀": "sadness",
-    "害怕": "fear", "紧张": "fear", "担心": "fear",
-    "惊喜": "surprise", "吃惊": "surprise", "震惊": "surprise",
-    "讨厌": "disgust", "恶心": "disgust",
-    "失望": "frustration", "无奈": "frustration", "郁闷": "frustration",
-    "中性": "neutral", "平静": "neutral",
-    "其它": "other",
-    # --- English labels (matched case-insensitively) ---
-    "anger": "anger", "angry": "anger",
-    "disgust": "disgust", "disgusted": "disgust",
-    "fear": "fear", "afraid": "fear", "scared": "fear",
-    "happiness": "happiness", "happy": "happiness", "joy": "happiness",
-    "grateful": "happiness",   # seen: 21 lines, "grateful谢谢您..." (gratitude: positive valence)
-    "gratitude": "happiness",
-    "sadness": "sadness", "sad": "sadness",   # "sadness" seen: 8 lines, "sadness有人打我"
-    "surprise": "surprise", "surprised": "surprise",
-    "neutral": "neutral",
-    "frustration": "frustration", "frustrated": "frustration",
-    "excitement": "excitement", "excited": "excitement",
-    "other": "other",
-}
-assert set(EMOTION_ALIASES.values()) <= set(EMOTIONS)
 
 _PAREN_PREFIX = re.compile(r"^\s*([(（]+)\s*([^()（）]{1,12}?)\s*([)）]+)\s*")
 _BARE_KEYS = sorted(EMOTION_ALIASES, key=len, reverse=True)
-
-
-def _lookup(label: str) -> str | None:
-    return EMOTION_ALIASES.get(label) or EMOTION_ALIASES.get(label.lower())
 
 
 def parse_emotion_prefix(content: str) -> tuple[str, str | None, str | None, str]:
@@ -144,11 +109,11 @@ def parse_emotion_prefix(content: str) -> tuple[str, str | None, str | None, str
     if m:
         opening, label, closing = m.groups()
         text = content[m.end():].strip()
-        emotion = _lookup(label)
+        emotion = normalise_emotion(label)
         if emotion is None:
             return text, None, "unknown_emotion_label", label
         second = _PAREN_PREFIX.match(text)
-        if second and _lookup(second.group(2)) is not None:  # "(中立)(其他)都可以看看"
+        if second and normalise_emotion(second.group(2)) is not None:  # "(中立)(其他)都可以看看"
             return text[second.end():].strip(), emotion, "double_emotion_label", m.group(0).strip() + second.group(0).strip()
         if len(opening) > 1 or len(closing) > 1:
             return text, emotion, "malformed_emotion_prefix", m.group(0).strip()
@@ -169,196 +134,8 @@ def parse_emotion_prefix(content: str) -> tuple[str, str | None, str | None, str
     return content.strip(), None, "unlabeled", ""
 
 
-# --------------------------------------------------------------------------------------
-# Defects
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Defect:
-    """One quirk found (and repaired or skipped) in the source data."""
-
-    file: str
-    line: int | None  # 1-based; None for a defect of the whole file or folder
-    kind: str
-    message: str
-
-    def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
-        return f"{where}: {self.message}"
-
-    def to_dict(self) -> dict:
-        return {"file": self.file, "line": self.line, "kind": self.kind, "message": self.message}
-
-
-class RoleInstructImportError(DataError):
-    """Nothing could be imported; ``defects`` says why for each character."""
-
-    def __init__(self, message: str, defects: list[Defect]):
-        super().__init__(message)
-        self.defects = defects
-
-
-def _short(s: str, n: int = 40) -> str:
-    s = s.replace("\n", "\\n")
-    return s if len(s) <= n else s[: n - 1] + "…"
-
-
-# --------------------------------------------------------------------------------------
-# Tolerant JSON / JSON-lines reading
-# --------------------------------------------------------------------------------------
-
-_STRICT = json.JSONDecoder()
-_LAX = json.JSONDecoder(strict=False)  # accepts raw control characters inside strings
-_ESCAPE = re.compile(r'\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})|\\')
-
-
-def repair_escapes(text: str) -> tuple[str, list[int]]:
-    """Escape every backslash that does not start a valid JSON escape.
-
-    Returns the repaired text and the offsets (in ``text``) of the repaired backslashes.
-    Valid escapes are consumed as pairs first, so ``\\\\q`` (an escaped backslash then q)
-    is left alone.
-    """
-    offsets: list[int] = []
-
-    def sub(m: re.Match) -> str:
-        if len(m.group(0)) > 1:
-            return m.group(0)
-        offsets.append(m.start())
-        return "\\\\"
-
-    return _ESCAPE.sub(sub, text), offsets
-
-
-def _iter_array(text: str, strict: bool) -> list[tuple[int, Any]]:
-    """Parse a JSON array, returning ``(line of the element's start, element)`` pairs."""
-    dec = json.JSONDecoder(strict=strict)
-    ws = re.compile(r"\s*")
-    i = ws.match(text, 0).end()
-    if text[i:i + 1] != "[":
-        raise json.JSONDecodeError("Expecting '['", text, i)
-    i = ws.match(text, i + 1).end()
-    out: list[tuple[int, Any]] = []
-    line, last = 1, 0
-    if text[i:i + 1] == "]":
-        i += 1
-    else:
-        while True:
-            obj, end = dec.raw_decode(text, i)
-            line += text.count("\n", last, i)
-            last = i
-            out.append((line, obj))
-            i = ws.match(text, end).end()
-            c = text[i:i + 1]
-            if c == ",":
-                i = ws.match(text, i + 1).end()
-                if text[i:i + 1] == "]":  # tolerate a trailing comma
-                    i += 1
-                    break
-                continue
-            if c == "]":
-                i += 1
-                break
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, i)
-    if text[i:].strip():
-        raise json.JSONDecodeError("Extra data", text, i)
-    return out
-
-
-class _Reader:
-    """Reads the authors' JSON / JSON-lines files, repairing what is safe, noting defects."""
-
-    def __init__(self, defects: list[Defect]):
-        self.defects = defects
-        self.counts: Counter = Counter()  # what was read, before merging (for meta.source_counts)
-
-    def note(self, file: Path, line: int | None, kind: str, message: str) -> None:
-        self.defects.append(Defect(str(file), line, kind, message))
-
-    def text(self, path: Path) -> str | None:
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            self.note(path, None, "unreadable_file", f"cannot read file ({e.strerror or e})")
-            return None
-        try:
-            return data.decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            line = data[: e.start].count(b"\n") + 1
-            self.note(path, line, "unreadable_file", f"not UTF-8 text ({e.reason} at byte {e.start}); file skipped")
-            return None
-
-    def _parse(self, path: Path, text: str, line_offset: int, parse) -> tuple[Any, bool]:
-        """Parse with ``parse(text, strict)``; on failure repair escapes/control chars.
-
-        Returns ``(result, ok)``; repairs are noted as defects at their lines.
-        """
-        try:
-            return parse(text, True), True
-        except json.JSONDecodeError as first:
-            fixed, offsets = repair_escapes(text)
-            try:
-                result = parse(fixed, False)
-            except json.JSONDecodeError:
-                return first, False
-            if offsets:
-                nl = [i for i, ch in enumerate(text) if ch == "\n"] if "\n" in text else []
-                by_line: dict[int, list[str]] = {}
-                for off in offsets:
-                    ln = bisect.bisect_left(nl, off) + 1 + line_offset
-                    by_line.setdefault(ln, []).append(_short(text[off:off + 2], 4))
-                for ln, escs in sorted(by_line.items()):
-                    self.note(path, ln, "invalid_escape",
-                              f"invalid JSON escape {', '.join(escs)} repaired (backslash kept as a literal character)")
-            else:
-                self.note(path, first.lineno + line_offset, "control_character",
-                          f"raw control character inside a JSON string (column {first.colno}); accepted")
-            return result, True
-
-    def records(self, path: Path) -> list[tuple[int, Any]] | None:
-        """``(line, record)`` for every record of a JSON array or JSON-lines file; None if unreadable."""
-        text = self.text(path)
-        if text is None:
-            return None
-        is_array = text.lstrip().startswith("[")
-        ext = path.suffix.lower()
-        if is_array and ext == ".jsonl":
-            self.note(path, None, "file_format", "a .jsonl file holding one JSON array; read as a JSON array")
-        if not is_array and ext == ".json" and text.strip():
-            self.note(path, None, "file_format", "a .json file holding JSON lines; read as JSON lines")
-        if is_array:
-            result, ok = self._parse(path, text, 0, lambda t, strict: _iter_array(t, strict))
-            if not ok:
-                e = result
-                self.note(path, e.lineno, "unreadable_file",
-                          f"malformed JSON ({e.msg} at column {e.colno}) that cannot be repaired; file skipped")
-                return None
-            return result
-        out: list[tuple[int, Any]] = []
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            result, ok = self._parse(path, line, lineno - 1, lambda t, strict: (_STRICT if strict else _LAX).decode(t))
-            if not ok:
-                e = result
-                self.note(path, lineno, "malformed_json",
-                          f"malformed JSON ({e.msg} at column {e.colno}) that cannot be repaired; line skipped")
-                continue
-            out.append((lineno, result))
-        return out
-
-    def objects(self, path: Path) -> list[tuple[int, dict]] | None:
-        recs = self.records(path)
-        if recs is None:
-            return None
-        out = []
-        for line, rec in recs:
-            if isinstance(rec, dict):
-                out.append((line, rec))
-            else:
-                self.note(path, line, "bad_record", f"expected a JSON object, got {type(rec).__name__}; skipped")
-        return out
+class RoleInstructImportError(ImportFailed):
+    """No character could be imported; ``defects`` says why for each character."""
 
 
 # --------------------------------------------------------------------------------------
@@ -379,7 +156,7 @@ class _Files:
     general: list[tuple[int, int, Path]] | None = None
 
 
-def _classify(folder: Path, reader: _Reader) -> _Files:
+def _classify(folder: Path, reader: LenientReader) -> _Files:
     name = folder.name
     files = _Files(general=[])
     for p in sorted(folder.iterdir()):
@@ -428,7 +205,7 @@ _PROFILE_KEY = re.compile(r"^\s*([^：:，；;,。、！？!?\s]{1,12})\s*[：:]
 NAME_KEYS = ("名字", "姓名", "name")
 
 
-def parse_profile(text: str, path: Path, reader: _Reader) -> dict[str, str]:
+def parse_profile(text: str, path: Path, reader: LenientReader) -> dict[str, str]:
     """``key：value`` pairs in order; text without a key continues the previous field."""
     fields: dict[str, str] = {}
     last: str | None = None
@@ -453,7 +230,7 @@ def parse_profile(text: str, path: Path, reader: _Reader) -> dict[str, str]:
                 fields[key] = value
             last = key
         elif last is None:
-            reader.note(path, line, "profile_format", f"profile text {_short(seg)!r} before any 'key：value' field; kept as field '描述'")
+            reader.note(path, line, "profile_format", f"profile text {short(seg)!r} before any 'key：value' field; kept as field '描述'")
             fields["描述"] = seg
             last = "描述"
         else:  # a continuation: put back exactly what was split off
@@ -470,7 +247,7 @@ def parse_profile(text: str, path: Path, reader: _Reader) -> dict[str, str]:
 # --------------------------------------------------------------------------------------
 
 
-def _answers(gen: Any, path: Path, line: int, reader: _Reader) -> list[str] | None:
+def _answers(gen: Any, path: Path, line: int, reader: LenientReader) -> list[str] | None:
     """The answer strings in ``generated`` (a string or a possibly nested list of them)."""
     if isinstance(gen, str):
         return [gen]
@@ -487,17 +264,8 @@ def _answers(gen: Any, path: Path, line: int, reader: _Reader) -> list[str] | No
     return []
 
 
-def _dedupe(items: list[str]) -> list[str]:
-    seen, out = set(), []
-    for x in items:
-        if x not in seen:
-            seen.add(x)
-            out.append(x)
-    return out
-
-
 class _CharacterImport:
-    def __init__(self, folder: Path, reader: _Reader):
+    def __init__(self, folder: Path, reader: LenientReader):
         self.folder = folder
         self.name = folder.name
         self.reader = reader
@@ -607,9 +375,9 @@ class _CharacterImport:
                 refs[key] = kept
         samples = []
         for key, answers in refs.items():
-            answers = _dedupe(answers)
+            answers = dedupe(answers)
             if not answers:
-                self.note(path, first[key], "no_references", f"instruction {_short(key)!r} has no answer; no sample")
+                self.note(path, first[key], "no_references", f"instruction {short(key)!r} has no answer; no sample")
                 continue
             samples.append(self._sample("specific", key, answers))
         return samples
@@ -673,18 +441,18 @@ class _CharacterImport:
                 example = next(k for k in origin if k in missing)  # first in file order
                 self.note(path, None, "missing_instructions",
                           f"lacks {len(missing)} of the {len(union)} instructions found in this character's rp files "
-                          f"(e.g. {_short(example)!r}); aligned by instruction text")
+                          f"(e.g. {short(example)!r}); aligned by instruction text")
         samples = []
         for key in origin:
-            main = _dedupe(primary.get(key, []))
-            answers = _dedupe(main + extra.get(key, []))
+            main = dedupe(primary.get(key, []))
+            answers = dedupe(main + extra.get(key, []))
             path, line = origin[key]
             if not answers:
-                self.note(path, line, "no_references", f"instruction {_short(key)!r} has no non-empty answer in any rp file; no sample")
+                self.note(path, line, "no_references", f"instruction {short(key)!r} has no non-empty answer in any rp file; no sample")
                 continue
             if len(main) > MAX_REFERENCES:
                 self.note(path, line, "extra_references",
-                          f"instruction {_short(key)!r} has {len(main)} distinct answers; kept the first {MAX_REFERENCES}")
+                          f"instruction {short(key)!r} has {len(main)} distinct answers; kept the first {MAX_REFERENCES}")
             samples.append(self._sample("general", key, answers[:MAX_REFERENCES]))
         return samples
 
@@ -735,7 +503,7 @@ def import_roleinstruct_v1(src: str | Path) -> tuple[RoleInstruct, list[Defect]]
     if not folders:
         raise DataError(f"{src}: no character folders; expected {src}/<name>/<name>_desc.txt ...")
     defects: list[Defect] = []
-    reader = _Reader(defects)
+    reader = LenientReader(defects)
     characters: dict[str, Character] = {}
     script: list[Utterance] = []
     samples: list[Sample] = []
