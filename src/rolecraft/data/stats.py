@@ -27,7 +27,9 @@ from rolecraft.data.schema import EMOTIONS, KINDS, SPLITS, RoleInstruct
 
 
 def profile_text(profile: dict[str, str]) -> str:
-    return "；".join(f"{k}：{v}" for k, v in profile.items())
+    from rolecraft.data.prompts import render_profile
+
+    return render_profile(profile, sep="；")
 
 
 def _mean(total: int, n: int) -> float:

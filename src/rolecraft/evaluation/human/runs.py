@@ -56,7 +56,9 @@ def profile_text(value: object) -> str:
     if isinstance(value, str):
         return value.strip()
     if isinstance(value, dict):
-        return "\n".join(f"{k}：{profile_text(v)}" for k, v in value.items())
+        from rolecraft.data.prompts import render_profile
+
+        return render_profile({k: profile_text(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
         return "；".join(profile_text(v) for v in value)
     return str(value)
