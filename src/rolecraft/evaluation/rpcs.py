@@ -12,7 +12,7 @@ from pathlib import Path
 from statistics import fmean
 from typing import Callable
 
-from rolecraft.api.cache import ResponseCache, request_key
+from rolecraft.api.store import ResponseCache, request_key
 from rolecraft.api.client import check_vector
 from rolecraft.errors import ConfigError
 from rolecraft.evaluation.rouge import is_empty
