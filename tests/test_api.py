@@ -183,10 +183,10 @@ def test_stream_chat_serves_a_cached_answer_whole(srv, tmp_path):
 
 def test_stream_chat_retries_before_the_first_piece(srv, tmp_path):
     ep, slept = endpoint(srv, cache=tmp_path / "c.sqlite")
-    srv.inject("chat", Status(429, retry_after=2), Drop(), Status(502))
+    srv.inject("chat", Status(429, retry_after=2), Drop(), Status(502), Cut(0))  # Cut(0): headers, no text
     text = "".join(ep.stream_chat("fake-chat", MSGS))
     assert text == default_responder({"model": "fake-chat", "messages": MSGS})
-    assert srv.count("chat") == 4 and slept[0] == 2.0 and len(slept) == 3
+    assert srv.count("chat") == 5 and slept[0] == 2.0 and len(slept) == 4 and ep.stats.requests == 1
     assert all(r.body["stream"] for r in srv.requests)
 
 

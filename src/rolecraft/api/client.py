@@ -1,8 +1,13 @@
 """Many chat or embedding requests to an OpenAI-compatible endpoint, done politely and once.
 
+Other packages use only the public surface: :meth:`Endpoint.chat_many`, :meth:`Endpoint.embed`,
+:meth:`Endpoint.stream_chat`, :meth:`Endpoint.run_many` and :meth:`Endpoint.session` (raw posts for
+callers with their own store, such as construction's journal).
+
 We turn the SDK's own retries off and retry here, so every policy is visible and tested: at most
 ``concurrency`` requests in flight; 429, 5xx, timeouts and dropped connections are retried with
-exponential backoff and jitter, and a ``Retry-After`` header is obeyed; other errors (400, 401,
+exponential backoff and jitter, and ``Retry-After`` (seconds or HTTP-date) or ``retry-after-ms`` is
+obeyed, capped by ``backoff_max``; other errors (400, 401,
 404) fail at once because retrying cannot fix them. Successful answers go to the on-disk cache,
 so a rerun — or the rest of a run after a crash — does not pay for them again.
 """
@@ -256,14 +261,20 @@ class Endpoint:
         client = openai.OpenAI(api_key=self._key, base_url=self.base_url, timeout=self.cfg.timeout, max_retries=0)
         try:
             attempt, pieces = 0, []
+            self.stats.requests += 1
             while True:
-                self.stats.requests += 1
+                stream = None
                 try:
                     stream = client.chat.completions.create(model=model, messages=messages, stream=True, **params)
                     chunks = iter(stream)
                     first = _first_text(chunks)  # everything up to the first piece of text is retryable
                     break
-                except self._retryable() as e:
+                except Exception as e:
+                    # a body cut before its first piece surfaces as the transport's own error
+                    if not isinstance(e, self._retryable()) and not type(e).__module__.startswith(("httpx", "httpcore")):
+                        raise
+                    if stream is not None:
+                        stream.close()
                     wait = self._next_wait(attempt, e)
                 (time.sleep if self._sleep is None else self._sleep)(wait)
                 attempt += 1
