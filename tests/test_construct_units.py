@@ -65,11 +65,14 @@ def test_general_answers_stay_in_character_and_short():
 
 
 def test_templates_have_both_sections_and_fill_every_placeholder():
-    from rolecraft.construct.templates import STAGES, load_template, parse_template
+    from rolecraft.construct.stages import STAGES
+    from rolecraft.construct.templates import load_template, parse_template
 
-    for name in STAGES:
-        t = load_template(name)
+    for stage in STAGES.values():
+        t = load_template(stage.template)
         assert t.system.startswith("【任务：") and len(t.sha256) == 64
+    with pytest.raises(ValueError, match="no construct/templates/nope.txt"):
+        load_template("nope")
     t = load_template("qa")
     assert "5 个" in t.system_text(n=5)
     with pytest.raises(KeyError):
@@ -110,3 +113,46 @@ def test_llm_annotation_against_cped_gold_end_to_end(tmp_path):
     assert res["n_items"] == len(gold)
     assert res["accuracy"] == pytest.approx(sum(llm[u["id"]]["emotion"] == u["emotion"] for u in gold) / len(gold))
     assert -1.0 <= res["cohen_kappa"] <= 1.0
+
+
+# ---- the stage table -----------------------------------------------------------------------
+
+
+def test_every_stage_record_is_complete_and_the_table_orders_them():
+    import inspect
+
+    from rolecraft.config import ConstructSection
+    from rolecraft.construct.main import stages_of
+    from rolecraft.construct.stages import STAGES, Stage
+    from rolecraft.construct.templates import load_template
+    from rolecraft.testing.fake_construct import ANSWERERS
+
+    assert list(STAGES) == ["annotate", "profile", "qa", "general"] == stages_of("all")
+    assert stages_of("qa,annotate") == ["annotate", "qa"]  # the table's order, not the user's
+    orders = [s.order for s in STAGES.values()]
+    assert orders == sorted(orders) and len(set(orders)) == len(orders)
+    for name, st in STAGES.items():
+        assert isinstance(st, Stage) and st.name == name and st.summary
+        assert list(inspect.signature(st.plan).parameters) == ["ds", "ctx"]
+        assert callable(st.validate) and st.validate.__module__ == "rolecraft.construct.validate"
+        assert load_template(st.template).name == st.template
+        assert hasattr(ConstructSection(), st.config or st.name), f"{name}: no construct.{name} config section"
+        assert name in ANSWERERS, f"{name}: the test fake cannot answer this stage"
+
+
+def test_the_fake_answers_by_the_stage_header_not_by_prompt_text():
+    from rolecraft.construct.stages import STAGES
+    from rolecraft.construct.templates import load_template
+    from rolecraft.testing.fake_construct import construct_responder
+    from rolecraft.testing.fake_openai import default_responder
+
+    t = load_template(STAGES["annotate"].template)
+    user = t.user_text(character="甲", dialogue="d1", count=2, lines="[1] 甲：哈哈，开心\n[2] 乙：滚开")
+    req = {"model": "m", "messages": [{"role": "system", "content": t.system_text()}, {"role": "user", "content": user}]}
+    # without the header the prompt text alone does not select a stage
+    assert construct_responder(req) == default_responder(req)
+    labels = STAGES["annotate"].validate(construct_responder({**req, "_headers": {"x-rolecraft-stage": "annotate"}}), n=2)
+    assert labels == ["happiness", "anger"]
+    # the header wins over whatever the prompt says: an annotate prompt sent as "general" gets prose
+    prose = construct_responder({**req, "_headers": {"x-rolecraft-stage": "general"}})
+    assert STAGES["general"].validate(prose, max_chars=200) == prose and not prose.startswith("[")

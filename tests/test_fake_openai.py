@@ -303,3 +303,46 @@ def test_stats_route_reports_counts_for_callers_in_another_process(client, srv):
     with urllib.request.urlopen(req) as r:
         stats = json.load(r)
     assert stats["requests"] == {"chat": 1, "embeddings": 1}
+
+
+def test_retry_after_headers_in_every_form(srv):
+    when = "Wed, 21 Oct 2037 07:28:00 GMT"
+    srv.inject("chat", Status(429, retry_after=when), Status(503, retry_after_ms=1500), Status(429, retry_after=2.5))
+    got = []
+    for _ in range(3):
+        req = urllib.request.Request(f"{srv.base_url}/chat/completions", method="POST",
+                                     data=json.dumps({"model": "m", "messages": MSGS}).encode(),
+                                     headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as ei:
+            urllib.request.urlopen(req, timeout=5)
+        got.append((ei.value.code, ei.value.headers.get("retry-after"), ei.value.headers.get("retry-after-ms")))
+    assert got == [(429, when, None), (503, None, "1500"), (429, "2.5", None)]
+
+
+def test_streaming_chat_is_server_sent_events(srv, client):
+    """The raw wire format (data: lines, [DONE]) and the SDK reading it back into the whole answer."""
+    req = urllib.request.Request(f"{srv.base_url}/chat/completions", method="POST",
+                                 data=json.dumps({"model": "m", "messages": MSGS, "stream": True}).encode(),
+                                 headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        assert r.headers["Content-Type"].startswith("text/event-stream")
+        events = [ln[len("data: "):] for ln in r.read().decode("utf-8").split("\n\n") if ln]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    assert text == default_responder({"model": "m", "messages": MSGS})
+    stream = client.chat.completions.create(model="m", messages=MSGS, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream) == text
+
+
+def test_cut_ends_a_stream_midway(srv, client):
+    from rolecraft.testing.fake_openai import Cut
+
+    srv.inject("chat", Cut(1))
+    pieces = []
+    with pytest.raises(Exception):
+        for c in client.chat.completions.create(model="m", messages=MSGS, stream=True):
+            pieces.append(c.choices[0].delta.content or "")
+    assert "".join(pieces) == default_responder({"model": "m", "messages": MSGS})[:4]

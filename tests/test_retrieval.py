@@ -177,3 +177,34 @@ def test_lexical_recall_on_roleinstruct_v1(tmp_path):
     queries = reply_queries(ds)[::50]
     res = evaluate(Retriever(ds, "lexical", k=10, budget=10**9), queries, [1, 10])
     assert res["queries"] > 200 and res["recall@10"] > 3 * res["random_recall@10"]
+
+
+def test_one_local_embedder_serves_retrieval_and_rpcs(demo, tiny_st, tmp_path):
+    """RPCS's local backend and retrieval's bge backend build the same class; its query instruction
+    applies only to queries and its vector cache only re-embeds new texts."""
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from rolecraft.api.store import ResponseCache
+    from rolecraft.config import EvaluateConfig
+    from rolecraft.evaluation.rpcs import make_embedder, score_rpcs
+    from rolecraft.retrieval.embedders import LocalEmbedder
+
+    r = _bge(demo, tiny_st, tmp_path / "idx")
+    assert type(r.embedder) is LocalEmbedder and r.embedder.id.startswith("st:")
+    cfg = OmegaConf.structured(EvaluateConfig)
+    cfg.rpcs.backend, cfg.rpcs.model, cfg.rpcs.device = "local", str(tiny_st), "cpu"
+    emb = make_embedder(cfg, tmp_path / "api_cache.sqlite")
+    assert type(emb) is LocalEmbedder and emb.id == r.embedder.id
+
+    texts = ["火锅店的锅底", "今天天气真好"]
+    plain = np.asarray(emb(texts))
+    assert np.allclose(emb.embed(texts), plain / np.linalg.norm(plain, axis=1, keepdims=True), atol=1e-6)
+    assert ResponseCache(tmp_path / "api_cache.sqlite").count("embeddings") == 2
+    emb.model.encode = None  # cached texts never reach the model again
+    rows = [{"prediction": texts[0], "references": [texts[0]], "kind": "specific"}]
+    assert score_rpcs(rows, emb)["rpcs"] == pytest.approx(1.0, abs=1e-6)
+    # the BGE query instruction is a prefix on queries only
+    q = LocalEmbedder(str(tiny_st), "cpu", query_instruction="为这个句子生成表示以用于检索相关文章：")
+    assert not np.allclose(q.embed(["锅底"], query=True), q.embed(["锅底"]))
+    assert np.allclose(q.embed(["锅底"], query=True), q.embed(["为这个句子生成表示以用于检索相关文章：锅底"]), atol=1e-6)

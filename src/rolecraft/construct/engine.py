@@ -5,7 +5,9 @@ request (model, prompt hash, parameters) was answered before, else from the endp
 concurrency, the rate limits and :class:`rolecraft.api.client.Endpoint`'s retry policy (429 with
 Retry-After, 5xx, timeouts, dropped connections; exponential backoff with jitter). An answer that
 fails the parser is re-asked in the same conversation with the reason, up to ``max_attempts``
-tries; then the task is a recorded failure. Outcomes come back in task order, whatever order the
+tries (:func:`rolecraft.api.reask.ask_until_valid`, the loop the judge uses too); then the task is
+a recorded failure. Each request carries its stage in an ``X-Rolecraft-Stage`` header: metadata that
+real endpoints ignore and the test fake answers by, outside the prompt and its journal hash. Outcomes come back in task order, whatever order the
 answers arrived in, which is what makes a resumed run write the same output as an uninterrupted one.
 """
 
@@ -16,10 +18,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from rolecraft.api.reask import ask_until_valid
+from rolecraft.api.store import Entry, Journal, params_key, prompt_hash
 from rolecraft.construct.costs import estimate_messages
-from rolecraft.construct.journal import Entry, Journal, params_key, prompt_hash
 from rolecraft.construct.ratelimit import RateLimiter
-from rolecraft.construct.validate import Invalid
 
 
 @dataclass
@@ -70,22 +72,14 @@ class StageStats:
         return asdict(self)
 
 
-def _content_and_usage(data) -> tuple[str, int, int]:
-    """The first choice's text and the token usage of a Chat Completions JSON body. A body without a
-    choice (a gateway's error wrapped in a 200) is an endpoint failure, never an (empty) answer: it
-    is retried like a 5xx (ValueError) and never journaled, so a later run asks again."""
-    try:
-        content = data["choices"][0]["message"]["content"]
-    except (TypeError, KeyError, IndexError):
-        raise ValueError(f"the endpoint answered 200 without a message: {str(data)[:160]}") from None
-    usage = data.get("usage") or {}
-    return str(content or ""), int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-
-
 def request_params(llm) -> dict:
     """The sampling parameters every request carries (and the journal key and provenance record)."""
     p = {"temperature": llm.temperature, "top_p": llm.top_p, "max_tokens": llm.max_tokens, "seed": llm.seed}
     return {k: v for k, v in p.items() if v is not None}
+
+
+# the stage of a request, as HTTP metadata (see the module docstring)
+STAGE_HEADER = "X-Rolecraft-Stage"
 
 
 def feedback(reason: str) -> str:
@@ -131,27 +125,27 @@ class Engine:
             return []
         self.limiter.new_loop()
         waited_before = self.limiter.waited
-        sem = asyncio.Semaphore(self.llm.concurrency)
-        client = None
+        session = None
         bar = None
         if self.progress:
             from tqdm import tqdm
 
             bar = tqdm(total=len(tasks), desc=stage, unit="task", dynamic_ncols=True)
 
-        def get_client():
-            nonlocal client
-            if client is None:
+        def get_session():
+            """Built on the first journal miss: a fully journaled rerun needs no endpoint (nor its key)."""
+            nonlocal session
+            if session is None:
                 if self.endpoint is None:
                     from rolecraft.api.client import Endpoint
 
                     self.endpoint = Endpoint(self.llm, "llm")
-                client = self.endpoint._client()
-            return client
+                session = self.endpoint.session()
+            return session
 
         async def one(task: Task) -> Outcome:
             try:
-                return await self._solve(task, get_client, sem, st)
+                return await self._solve(task, get_session, st)
             finally:
                 if bar is not None:
                     bar.update(1)
@@ -161,7 +155,7 @@ class Engine:
             return list(await asyncio.gather(*running))
         except BaseException:
             # a refusal for every request (401/403/404) or Ctrl-C: stop the others before closing the
-            # client, so none starts a request on it (what they had received is already journaled)
+            # session, so none starts a request on it (what they had received is already journaled)
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
@@ -170,33 +164,23 @@ class Engine:
             st.rate_limit_wait_s += self.limiter.waited - waited_before
             if bar is not None:
                 bar.close()
-            if client is not None:
-                await client.close()
+            if session is not None:
+                await session.aclose()
 
-    async def _solve(self, task: Task, get_client, sem, st: StageStats) -> Outcome:
-        from rolecraft.api.client import ApiError, ApiRefused
+    async def _solve(self, task: Task, get_session, st: StageStats) -> Outcome:
+        res = await ask_until_valid(task.messages, lambda conv, attempt: self._ask(task, conv, attempt, get_session, st),
+                                    task.parse, self.max_attempts, feedback)
+        st.reasks += res.attempts - 1
+        if res.endpoint_error is not None:  # retries exhausted: not journaled, so a rerun tries again
+            return Outcome(task, attempts=res.attempts, error=f"endpoint: {res.endpoint_error}")
+        if res.invalid is not None:
+            return Outcome(task, attempts=res.attempts, error=f"invalid after {res.attempts} tries: {res.invalid}",
+                           last_answer=(res.last_answer or "")[:300])
+        return Outcome(task, res.value, attempts=res.attempts)
 
-        messages = list(task.messages)
-        content, reason = "", ""
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                content = await self._ask(task, messages, attempt, get_client, sem, st)
-            except ApiRefused:
-                raise
-            except ApiError as e:  # retries exhausted: not journaled, so a rerun tries again
-                return Outcome(task, attempts=attempt, error=f"endpoint: {e}")
-            try:
-                return Outcome(task, task.parse(content), attempts=attempt)
-            except Invalid as e:
-                reason = str(e)
-                if attempt < self.max_attempts:
-                    st.reasks += 1
-                messages = messages + [{"role": "assistant", "content": content},
-                                       {"role": "user", "content": feedback(reason)}]
-        return Outcome(task, attempts=self.max_attempts, error=f"invalid after {self.max_attempts} tries: {reason}",
-                       last_answer=content[:300])
+    async def _ask(self, task: Task, messages: list[dict], attempt: int, get_session, st: StageStats) -> str:
+        from rolecraft.api.client import chat_content_and_usage
 
-    async def _ask(self, task: Task, messages: list[dict], attempt: int, get_client, sem, st: StageStats) -> str:
         model = self.llm.model
         phash = prompt_hash(messages, task.key_tag)
         hit = self.journal.get(model, phash, self._pkey)
@@ -210,18 +194,9 @@ class Engine:
         expect = self.llm.max_tokens or task.expect_tokens
         estimate = estimate_messages(messages) + expect if self.limiter.active else 0
         body = {"model": model, "messages": messages, **self.params}
-
-        async def call():
-            # the SDK's low-level post (its documented way to send a raw body): the same auth, errors
-            # and transport as chat.completions.create, without building typed request/response
-            # objects, which cost ~2 ms of CPU per request and showed up at 16-way concurrency
-            data = await client.post("/chat/completions", body=body, cast_to=object)
-            return _content_and_usage(data)
-
-        async with sem:
-            client = get_client()
-            (content, pt, ct), tries = await self.endpoint._with_retries(
-                call, before_try=lambda: self.limiter.acquire(estimate))
+        (content, pt, ct), tries = await get_session().post(
+            "/chat/completions", body, parse=chat_content_and_usage,
+            before_try=lambda: self.limiter.acquire(estimate), headers={STAGE_HEADER: task.stage})
         st.requests += tries
         st.retries += tries - 1
         st.prompt_tokens += pt

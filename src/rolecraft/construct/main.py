@@ -19,19 +19,19 @@ from rolecraft.paths import config_dir
 
 _schema.register("construct_schema")  # only ours: see config.register
 
-ORDER = ("annotate", "profile", "qa", "general")
-
-
 def stages_of(stage: str) -> list[str]:
+    """The stages to run, in the table's order (:data:`rolecraft.construct.stages.STAGES`)."""
+    from rolecraft.construct.stages import STAGES
     from rolecraft.errors import ConfigError
 
+    order = list(STAGES)
     if stage == "all":
-        return list(ORDER)
+        return order
     names = [s.strip() for s in stage.split(",") if s.strip()]
-    bad = [s for s in names if s not in ORDER]
+    bad = [s for s in names if s not in STAGES]
     if bad or not names:
-        raise ConfigError(f"stage={stage!r}: use one of {', '.join(ORDER)}, all, or a comma list such as annotate,qa")
-    return [s for s in ORDER if s in names]
+        raise ConfigError(f"stage={stage!r}: use one of {', '.join(order)}, all, or a comma list such as annotate,qa")
+    return [s for s in order if s in names]
 
 
 def _characters(ds, wanted) -> list[str]:
@@ -52,14 +52,14 @@ def _shorten(text: str, n: int = 900) -> str:
 
 def dry_run(cfg, ds, ctx, stages: list[str], journal_path: Path) -> dict:
     from rolecraft.construct.costs import cost_usd, estimate_messages, format_usd, price_of
-    from rolecraft.construct.journal import Journal, params_key, prompt_hash
-    from rolecraft.construct.stages import PLANNERS
+    from rolecraft.api.store import Journal, params_key, prompt_hash
+    from rolecraft.construct.stages import STAGES
 
     journal = Journal(journal_path) if journal_path.is_file() else None
     price = price_of(cfg.llm)
     rows, total = [], [0, 0, 0, 0]
     for stage in stages:
-        plan = PLANNERS[stage](ds, ctx)
+        plan = STAGES[stage].plan(ds, ctx)
         pt = sum(estimate_messages(t.messages) for t in plan.tasks)
         ct = sum(t.expect_tokens for t in plan.tasks)
         hits = 0
@@ -107,8 +107,8 @@ def _check_limits(cfg) -> None:
 def run(cfg: DictConfig) -> dict:
     from rolecraft.construct.costs import format_usd, price_of
     from rolecraft.construct.engine import Engine, request_params
-    from rolecraft.construct.journal import Journal
-    from rolecraft.construct.stages import PLANNERS, Context
+    from rolecraft.api.store import Journal
+    from rolecraft.construct.stages import STAGES, Context
     from rolecraft.construct.templates import load_template
     from rolecraft.data import resolve_data_root, schema
     from rolecraft.fileio import write_json
@@ -132,7 +132,7 @@ def run(cfg: DictConfig) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         for stage in stages:
-            plan = PLANNERS[stage](ds, ctx)
+            plan = STAGES[stage].plan(ds, ctx)
             for note in plan.notes:
                 print(f"note: {note}", file=sys.stderr)
             outcomes = engine.run(stage, plan.tasks)
@@ -144,7 +144,7 @@ def run(cfg: DictConfig) -> dict:
                           "last_answer": o.last_answer} for o in bad]
             ds.meta.setdefault("construction", []).append({
                 "stage": stage, "model": cfg.llm.model, "params": params,
-                "template_sha256": load_template(stage).sha256[:16], "records": produced[stage], "failed": len(bad)})
+                "template_sha256": load_template(STAGES[stage].template).sha256[:16], "records": produced[stage], "failed": len(bad)})
     except BaseException as e:  # refused endpoint, Ctrl-C: keep the accounting of what was paid
         write_json(run_dir / "construct_report.json", _report(cfg, engine, stages, produced, skipped, failures, out,
                                                               journal_path, params, price, aborted=str(e) or type(e).__name__))

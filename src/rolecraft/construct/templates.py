@@ -1,6 +1,6 @@
 """Prompt templates: one package-data file per stage, hashed so every record names its prompt.
 
-A template file has a ``### system`` and a ``### user`` section; ``${name}`` placeholders are
+A stage's record (:data:`rolecraft.construct.stages.STAGES`) names its template file. A template file has a ``### system`` and a ``### user`` section; ``${name}`` placeholders are
 filled with :class:`string.Template` (JSON braces in the text need no escaping).
 """
 
@@ -11,9 +11,6 @@ import string
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-
-STAGES = ("annotate", "profile", "qa", "general")
-
 
 @dataclass(frozen=True)
 class PromptTemplate:
@@ -46,7 +43,8 @@ def parse_template(name: str, text: str) -> PromptTemplate:
 
 @lru_cache(maxsize=None)
 def load_template(name: str) -> PromptTemplate:
-    if name not in STAGES:
-        raise ValueError(f"unknown template {name!r}; one of {', '.join(STAGES)}")
-    text = resources.files("rolecraft.construct").joinpath("templates", f"{name}.txt").read_text(encoding="utf-8")
+    path = resources.files("rolecraft.construct").joinpath("templates", f"{name}.txt")
+    if not path.is_file():
+        raise ValueError(f"unknown template {name!r}: no construct/templates/{name}.txt")
+    text = path.read_text(encoding="utf-8")
     return parse_template(name, text)

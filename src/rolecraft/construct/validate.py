@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 
+from rolecraft.api.reask import Invalid  # noqa: F401 - the one re-ask loop's exception, re-exported
 from rolecraft.data.schema import EMOTION_ZH, EMOTIONS
 
 _ZH_TO_LABEL = {zh: en for en, zh in EMOTION_ZH.items()}
@@ -18,8 +19,6 @@ _AI_TELLS = re.compile(
     r"|\bas an AI\b|\bI(?: am|'m) (?:an AI|a language model|an artificial intelligence|a virtual assistant)"
     r"|\bas a language model\b", re.IGNORECASE)
 
-class Invalid(ValueError):
-    """The answer breaks the stage's rules; ``str(e)`` tells the model what to fix."""
 
 
 def extract_json(text: str, kind: type):

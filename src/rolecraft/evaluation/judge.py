@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from statistics import fmean
 
+from rolecraft.api.reask import Invalid
 from rolecraft.errors import ConfigError
 
 MODES = ("none", "rank", "pointwise")
@@ -75,27 +76,27 @@ def point_prompt(item, profile: str | None, answer: str) -> list[dict]:
 def _json_object(text: str) -> dict:
     m = re.search(r"\{.*\}", text or "", re.S)
     if not m:
-        raise ValueError("no JSON object in the reply")
+        raise Invalid("no JSON object in the reply")
     try:
         obj = json.loads(m.group(0))
     except json.JSONDecodeError as e:
-        raise ValueError(f"invalid JSON ({e.msg})") from None
+        raise Invalid(f"invalid JSON ({e.msg})") from None
     if not isinstance(obj, dict):
-        raise ValueError("the JSON is not an object")
+        raise Invalid("the JSON is not an object")
     return obj
 
 
 def parse_ranking(text: str, n: int) -> list[int]:
-    """0-based candidate indices, best first. Raises ValueError saying what is wrong."""
+    """0-based candidate indices, best first. Raises Invalid (a ValueError) saying what is wrong."""
     obj = _json_object(text)
     r = obj.get("ranking")
     if not isinstance(r, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in r):
-        raise ValueError('"ranking" must be a list of candidate numbers')
+        raise Invalid('"ranking" must be a list of candidate numbers')
     bad = [x for x in r if not 1 <= x <= n]
     if bad:
-        raise ValueError(f"ranking names candidate(s) {bad} that do not exist (valid: 1..{n})")
+        raise Invalid(f"ranking names candidate(s) {bad} that do not exist (valid: 1..{n})")
     if len(r) != n or len(set(r)) != n:
-        raise ValueError(f"ranking must list each of the {n} candidates exactly once, got {r}")
+        raise Invalid(f"ranking must list each of the {n} candidates exactly once, got {r}")
     return [x - 1 for x in r]
 
 
@@ -105,7 +106,7 @@ def parse_scores(text: str) -> dict:
     for k in ("style", "knowledge"):
         v = obj.get(k)
         if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 5:
-            raise ValueError(f'"{k}" must be an integer from 1 to 5, got {v!r}')
+            raise Invalid(f'"{k}" must be an integer from 1 to 5, got {v!r}')
         out[k] = v
     return out
 
@@ -148,36 +149,45 @@ def run_judge(cfg, bench, candidates: dict[str, dict[str, str]], endpoint) -> tu
     return verdicts, judge_metrics(verdicts, j.mode, names, skipped)
 
 
+def reask_feedback(problem: str) -> str:
+    return f"That reply is not valid: {problem}. Reply again with the JSON only."
+
+
 def _ask(verdicts: list[Verdict], convs: list[list[dict]], endpoint, j) -> None:
-    pending = list(range(len(verdicts)))
-    for attempt in range(1, j.max_attempts + 1):
-        if not pending:
-            break
-        results = endpoint.chat_many(j.model, [convs[i] for i in pending], temperature=j.temperature,
-                                     max_tokens=j.max_tokens, tags=[f"judge-attempt-{attempt}"] * len(pending),
-                                     desc=f"judge (try {attempt})")
-        still = []
-        for i, res in zip(pending, results):
-            v = verdicts[i]
-            v.attempts = attempt
+    """Each verdict through the shared re-ask loop (:func:`rolecraft.api.reask.ask_until_valid`).
+    Try ``n`` is cached under the tag ``judge-attempt-n``, so a malformed cached verdict is never
+    served again and earlier runs' cached verdicts still match."""
+    from rolecraft.api.client import ApiError
+    from rolecraft.api.reask import ask_until_valid
+
+    params = endpoint.chat_params(temperature=j.temperature, max_tokens=j.max_tokens)
+
+    async def one(session, i: int):
+        v = verdicts[i]
+
+        async def ask(conv, attempt):
+            res = await session.chat(j.model, conv, params, tag=f"judge-attempt-{attempt}")
             if res.error:  # the endpoint itself failed after its retries: no point re-asking
-                v.error = res.error
-                continue
-            v.raw = res.content
-            try:
-                if len(v.order) > 1:
-                    v.ranking = [v.order[k] for k in parse_ranking(res.content or "", len(v.order))]
-                else:
-                    v.scores = parse_scores(res.content or "")
-                v.error = None
-            except ValueError as e:
-                v.error = f"malformed verdict: {e}"
-                v.history.append({"reply": res.content, "problem": str(e)})
-                convs[i] = convs[i] + [
-                    {"role": "assistant", "content": res.content or ""},
-                    {"role": "user", "content": f"That reply is not valid: {e}. Reply again with the JSON only."}]
-                still.append(i)
-        pending = still
+                raise ApiError(res.error)
+            return res.content
+
+        if len(v.order) > 1:
+            check = lambda text: [v.order[k] for k in parse_ranking(text, len(v.order))]  # noqa: E731
+        else:
+            check = parse_scores
+        res = await ask_until_valid(convs[i], ask, check, j.max_attempts, reask_feedback)
+        v.attempts, v.history = res.attempts, res.history
+        v.raw = res.last_answer if res.last_answer is not None else v.raw
+        if res.endpoint_error is not None:
+            v.error = res.endpoint_error
+        elif res.invalid is not None:
+            v.error = f"malformed verdict: {res.invalid}"
+        elif len(v.order) > 1:
+            v.ranking, v.error = res.value, None
+        else:
+            v.scores, v.error = res.value, None
+
+    endpoint.run_many(one, list(range(len(verdicts))), desc="judge")
 
 
 def judge_metrics(verdicts: list[Verdict], mode: str, names: list[str], skipped: int) -> dict:

@@ -1,4 +1,5 @@
-"""Dense embedders: sentence-transformers (BGE by path or id) and OpenAI-compatible endpoints.
+"""Dense embedders: one local class (sentence-transformers, BGE by path or id; used by retrieval
+and by RPCS) and OpenAI-compatible endpoints.
 
 An embedder has an ``id`` (what produced a stored index: a different id is a different index)
 and returns L2-normalised float32 rows, so a dot product is the cosine similarity.
@@ -43,22 +44,82 @@ def _fingerprint(model: str) -> str:
     return f"{p.resolve()}@{hashlib.sha1(stamp.encode()).hexdigest()[:10]}"
 
 
-class SentenceTransformerEmbedder:
-    def __init__(self, model: str, device: str | None = None, query_instruction: str | None = None, batch_size: int = 64):
-        from sentence_transformers import SentenceTransformer
+class LocalEmbedder:
+    """The one local embedder: a sentence-transformers model (BGE by path or hub id) for retrieval
+    indexes and for RPCS.
 
-        self.model_name = model
-        self.model = SentenceTransformer(model, device=device)
+    ``embed(texts, query=False)`` gives L2-normalised float32 rows (queries get the model's
+    instruction prefix, as BGE expects); calling the embedder gives plain float lists (RPCS's
+    ``Embed``). With ``cache_path`` vectors are kept in the evaluation cache by (model, text), so
+    rescoring embeds only new texts. The model loads on first use; ``id`` names what produced a
+    stored index (a retrained model at the same path is a different id).
+    """
+
+    def __init__(self, model: str, device: str | None = None, query_instruction: str | None = None,
+                 batch_size: int = 64, cache_path=None, what: str = "retrieval"):
+        self.model_name, self.device, self.batch_size, self.what = model, device, batch_size, what
         self.query_instruction = default_query_instruction(model) if query_instruction is None else query_instruction
-        self.batch_size = batch_size
-        dim_of = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        self.dim = int(dim_of() or len(self.model.encode(["x"])[0]))
         self.id = f"st:{_fingerprint(model)}"
+        self._cache_path = cache_path
+        self._cache = None
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            from rolecraft.errors import ConfigError
+
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError:
+                raise ConfigError(f"{self.what}: a local embedder needs sentence-transformers: "
+                                  "pip install 'rolecraft[embed]'") from None
+            try:
+                self._model = SentenceTransformer(self.model_name, device=self.device)
+            except OSError as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise ConfigError(f"{self.what}.model={self.model_name!r} could not be loaded ({first}); give a "
+                                  "local sentence-transformers directory on offline machines") from None
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        m = self.model
+        dim_of = getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension
+        return int(dim_of() or len(m.encode(["x"])[0]))
+
+    def _vectors(self, texts: list[str]) -> list[list[float]]:
+        """Raw model vectors, from the cache where present; new ones checked (NaN, zero) and stored."""
+        from rolecraft.api.client import check_vector
+        from rolecraft.api.store import ResponseCache, request_key
+
+        if self._cache is None and self._cache_path:
+            self._cache = ResponseCache(self._cache_path)
+        key = lambda t: request_key("local", self.model_name, t)  # noqa: E731 - the key RPCS always used
+        out: list = [self._cache.get("embeddings", key(t)) if self._cache else None for t in texts]
+        missing = sorted({t for t, v in zip(texts, out) if v is None})
+        if missing:
+            vecs = self.model.encode(missing, batch_size=self.batch_size, convert_to_numpy=True,
+                                     show_progress_bar=len(missing) > 4 * self.batch_size)
+            found = {}
+            for t, v in zip(missing, vecs):
+                v = [float(x) for x in v]
+                check_vector(v, f"{self.what}: embedding of {t[:40]!r} from {self.model_name}")
+                found[t] = v
+                if self._cache:
+                    self._cache.put("embeddings", key(t), v)
+            out = [v if v is not None else found[t] for t, v in zip(texts, out)]
+        return out
 
     def embed(self, texts: list[str], query: bool = False):
         prefix = self.query_instruction if query else ""
-        return _normalise(self.model.encode([prefix + t for t in texts], batch_size=self.batch_size,
-                                            convert_to_numpy=True, show_progress_bar=False))
+        return _normalise(self._vectors([prefix + t for t in texts]))
+
+    def __call__(self, texts: list[str]) -> list[list[float]]:
+        return self._vectors(texts)
+
+
+SentenceTransformerEmbedder = LocalEmbedder  # the earlier name, kept for callers outside this package
 
 
 class OpenAIEmbedder:

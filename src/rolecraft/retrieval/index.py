@@ -124,9 +124,9 @@ def build_retriever(rcfg, ds: RoleInstruct, cache_dir: str | None) -> Retriever 
         return None
     embedder = None
     if rcfg.backend == "bge":
-        from rolecraft.retrieval.embedders import SentenceTransformerEmbedder
+        from rolecraft.retrieval.embedders import LocalEmbedder
 
-        embedder = SentenceTransformerEmbedder(rcfg.model, rcfg.device, rcfg.query_instruction)
+        embedder = LocalEmbedder(rcfg.model, rcfg.device, rcfg.query_instruction)
     elif rcfg.backend == "openai":
         from rolecraft.retrieval.embedders import OpenAIEmbedder
 

@@ -12,7 +12,8 @@ queued per endpoint.
         ...
         assert srv.count("chat") == 3
 
-Endpoints: ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``GET /v1/models``, and
+Endpoints: ``POST /v1/chat/completions`` (``stream: true`` answers with server-sent events),
+``POST /v1/embeddings``, ``GET /v1/models``, and
 ``GET /_fake/stats`` (request counts, for a caller in another process).
 Only the standard library is used, so the fake works wherever the package imports.
 
@@ -46,6 +47,7 @@ from typing import Any, Callable
 
 __all__ = [
     "Content",
+    "Cut",
     "Delay",
     "Drop",
     "FakeOpenAI",
@@ -76,13 +78,16 @@ _FAULTABLE = ("chat", "embeddings")
 class Status:
     """Answer with HTTP ``code`` instead of a result.
 
-    ``retry_after`` (seconds) becomes a ``Retry-After`` header. ``body`` replaces the default
-    OpenAI-shaped error: a dict/list is sent as JSON, a str verbatim (to test malformed bodies).
+    ``retry_after`` becomes a ``Retry-After`` header: a number is seconds, a str is sent verbatim
+    (e.g. an HTTP-date, ``email.utils.formatdate(t, usegmt=True)``). ``retry_after_ms`` becomes
+    OpenAI's ``retry-after-ms`` header. ``body`` replaces the default OpenAI-shaped error: a
+    dict/list is sent as JSON, a str verbatim (to test malformed bodies).
     """
 
     code: int
-    retry_after: float | None = None
+    retry_after: float | str | None = None
     body: dict | list | str | None = None
+    retry_after_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,13 @@ class Delay:
 @dataclass(frozen=True)
 class Drop:
     """Close the connection without answering (a dropped connection: the client sees it fail)."""
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A streamed chat answer stops after ``pieces`` content pieces: the connection closes mid-body."""
+
+    pieces: int
 
 
 @dataclass(frozen=True)
@@ -115,7 +127,8 @@ class Vectors:
             raise ValueError(f"Vectors kind must be 'nan' or 'zero', not {self.kind!r}")
 
 
-_FAULT_TYPES = (Status, Delay, Drop, Content, Vectors)
+_FAULT_TYPES = (Status, Delay, Drop, Content, Vectors, Cut)
+STREAM_PIECE = 4  # characters per streamed piece
 
 
 @dataclass(frozen=True)
@@ -219,6 +232,15 @@ class _Reply:
 
     def __init__(self, status: int, payload: Any, headers: dict[str, str] | None = None):
         self.status, self.payload, self.headers = status, payload, headers or {}
+
+
+class _Stream:
+    """A streamed chat answer: the SSE events to send and whether to hang up before the end."""
+
+    __slots__ = ("events", "cut")
+
+    def __init__(self, events: list, cut: bool):
+        self.events, self.cut = events, cut
 
 
 # ---------------------------------------------------------------------------------------- server
@@ -367,7 +389,7 @@ class FakeOpenAI:
 
     # ------------------------------------------------------------------ faults and observations
 
-    def inject(self, endpoint: str, *faults: Status | Delay | Content | Vectors) -> None:
+    def inject(self, endpoint: str, *faults: Status | Delay | Content | Vectors | Cut) -> None:
         """Queue faults for "chat" or "embeddings"; each request to it takes the next one (FIFO),
         and requests after the queue is empty are answered normally. Requests rejected for a missing
         key or an unknown path do not take a fault."""
@@ -376,8 +398,8 @@ class FakeOpenAI:
         for f in faults:
             if not isinstance(f, _FAULT_TYPES):
                 raise TypeError(f"not a fault: {f!r}")
-            if isinstance(f, Content) and endpoint != "chat":
-                raise ValueError("Content faults only apply to chat")
+            if isinstance(f, (Content, Cut)) and endpoint != "chat":
+                raise ValueError("Content and Cut faults only apply to chat")
             if isinstance(f, Vectors) and endpoint != "embeddings":
                 raise ValueError("Vectors faults only apply to embeddings")
         with self._lock:
@@ -481,9 +503,13 @@ class FakeOpenAI:
                 fault = self._faults[endpoint].popleft()
         if isinstance(fault, Status):
             headers = {}
-            if fault.retry_after is not None:
+            if isinstance(fault.retry_after, str):
+                headers["Retry-After"] = fault.retry_after
+            elif fault.retry_after is not None:
                 ra = fault.retry_after
                 headers["Retry-After"] = str(int(ra)) if float(ra).is_integer() else str(ra)
+            if fault.retry_after_ms is not None:
+                headers["retry-after-ms"] = str(fault.retry_after_ms)
             return _Reply(fault.code, _error_for_status(fault.code) if fault.body is None else fault.body, headers)
         if isinstance(fault, Delay):
             self._closing.wait(fault.seconds)
@@ -495,7 +521,9 @@ class FakeOpenAI:
         if not isinstance(body, dict):
             return _Reply(400, _error("The request body must be a JSON object."))
         if endpoint == "chat":
-            return self._chat(body, fault.text if isinstance(fault, Content) else None)
+            request = {**body, "_headers": {k.lower(): v for k, v in h.headers.items()}}
+            return self._chat(request, fault.text if isinstance(fault, Content) else None,
+                              fault.pieces if isinstance(fault, Cut) else None)
         return self._embeddings(body, fault.kind if isinstance(fault, Vectors) else None)
 
     def _next_id(self, prefix: str) -> str:
@@ -508,14 +536,14 @@ class FakeOpenAI:
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake-openai"} for m in ids]
         return _Reply(200, {"object": "list", "data": data})
 
-    def _chat(self, body: dict, content: str | None) -> _Reply:
+    def _chat(self, body: dict, content: str | None, cut: int | None = None) -> _Reply:
+        """``body`` is the request's JSON plus ``"_headers"`` (lower-cased request headers), which
+        responders may read for metadata that is not part of the prompt (e.g. X-Rolecraft-Stage)."""
         model, messages = body.get("model"), body.get("messages")
         if not isinstance(model, str) or not model:
             return _Reply(400, _error("you must provide a model parameter"))
         if not isinstance(messages, list) or not messages:
             return _Reply(400, _error("'messages' must be a non-empty array"))
-        if body.get("stream"):
-            return _Reply(400, _error("FakeOpenAI does not implement streaming; send stream=false."))
         n = body.get("n") or 1
         if not isinstance(n, int) or n < 1:
             return _Reply(400, _error("'n' must be a positive integer"))
@@ -525,6 +553,10 @@ class FakeOpenAI:
                 raise TypeError(f"responder returned {type(content).__name__}, not str")
         prompt = sum(_approx_tokens(_text_of(m.get("content"))) + 3 for m in messages if isinstance(m, dict))
         completion = _approx_tokens(content) * n
+        if body.get("stream"):
+            return self._stream(model, content, cut)
+        if cut is not None:  # a Cut on a non-streamed request: the connection drops
+            return _Reply(0, None)
         return _Reply(200, {
             "id": self._next_id("chatcmpl"),
             "object": "chat.completion",
@@ -539,6 +571,23 @@ class FakeOpenAI:
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                       "total_tokens": prompt + completion},
         })
+
+    def _stream(self, model: str, content: str, cut: int | None) -> _Reply:
+        """Server-sent events as OpenAI sends them: a role chunk, content pieces, a finish chunk,
+        ``data: [DONE]``; with ``cut``, only that many pieces and then a hang-up."""
+        cid, created = self._next_id("chatcmpl"), int(time.time())
+
+        def chunk(delta: dict, finish: str | None = None) -> dict:
+            return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                    "system_fingerprint": "fake-openai",
+                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+
+        pieces = [content[i:i + STREAM_PIECE] for i in range(0, len(content), STREAM_PIECE)]
+        events = [chunk({"role": "assistant", "content": ""})]
+        events += [chunk({"content": p}) for p in (pieces if cut is None else pieces[:cut])]
+        if cut is None:
+            events += [chunk({}, "stop"), "[DONE]"]
+        return _Reply(200, _Stream(events, cut is not None))
 
     def _embeddings(self, body: dict, corrupt: str | None) -> _Reply:
         model, inp = body.get("model"), body.get("input")
@@ -568,7 +617,32 @@ class FakeOpenAI:
         return _Reply(200, {"object": "list", "data": data, "model": model,
                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
+    def _send_stream(self, h: BaseHTTPRequestHandler, stream: _Stream) -> None:
+        """Chunked transfer encoding, one event per chunk, flushed one by one as a real server does."""
+        try:
+            h.send_response(200)
+            h.send_header("Content-Type", "text/event-stream; charset=utf-8")
+            h.send_header("Transfer-Encoding", "chunked")
+            h.send_header("Cache-Control", "no-cache")
+            h.end_headers()
+            for ev in stream.events:
+                data = ev if isinstance(ev, str) else json.dumps(ev, ensure_ascii=False)
+                raw = f"data: {data}\n\n".encode("utf-8")
+                h.wfile.write(f"{len(raw):x}\r\n".encode("ascii") + raw + b"\r\n")
+                h.wfile.flush()
+            if stream.cut:
+                h.close_connection = True
+                h.connection.shutdown(socket.SHUT_RDWR)
+                return
+            h.wfile.write(b"0\r\n\r\n")
+            h.wfile.flush()
+        except OSError:
+            h.close_connection = True
+
     def _send(self, h: BaseHTTPRequestHandler, reply: _Reply) -> None:
+        if isinstance(reply.payload, _Stream):
+            self._send_stream(h, reply.payload)
+            return
         if reply.status == 0:  # Drop: hang up without a word
             h.close_connection = True
             try:
