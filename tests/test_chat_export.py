@@ -120,3 +120,28 @@ def test_merged_export_generates_what_adapter_plus_base_generates(run_dir, cache
     r = subprocess.run([sys.executable, "-m", "rolecraft.cli", "export", str(run_dir), "--merge", str(tmp_path / "m"),
                         "--cache-dir", str(cache_dir)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "not empty" in r.stderr
+
+
+def test_chat_with_an_endpoint_streams_through_the_projects_client(cache_dir, tmp_path):
+    """source=openai against the loopback server: pieces stream, a 429 is retried, and the same turn
+    in a new session comes from the answer cache shared with evaluate.py (no new request)."""
+    import uuid
+
+    from conftest import cli_env
+    from rolecraft.testing.fake_openai import Content, FakeOpenAI, Status
+
+    key = "rc-test-" + uuid.uuid4().hex
+    with FakeOpenAI(api_key=key) as srv:
+        srv.inject("chat", Status(429, retry_after=0), Content("火锅要趁热吃噻！"))
+        env = {**cli_env(cache_dir), "CHAT_TEST_KEY": key}
+        args = [sys.executable, str(REPO / "chat.py"), "source=openai", "openai_model=fake-chat",
+                f"endpoint.base_url={srv.base_url}", "endpoint.api_key_env=CHAT_TEST_KEY", "endpoint.backoff_base=0.05",
+                "character=罗火旺", f"paths.cache_dir={tmp_path / 'cache'}", "generation.do_sample=false"]
+        runs = [subprocess.run(args, input="你好\n/quit\n", cwd=REPO, env=env, capture_output=True, text=True,
+                               timeout=120) for _ in range(2)]
+        for r in runs:
+            assert r.returncode == 0, r.stderr[-2000:]
+            assert "罗火旺：火锅要趁热吃噻！" in r.stdout
+        assert srv.count("chat") == 2  # the 429 and the answer; the second session asked nothing
+        sent = [q for q in srv.requests if q.endpoint == "chat"][-1].body
+        assert sent["stream"] is True and sent["messages"][0]["content"].startswith("你是罗火旺。")

@@ -9,9 +9,8 @@ import json
 import re
 
 from rolecraft.api.reask import Invalid  # noqa: F401 - the one re-ask loop's exception, re-exported
-from rolecraft.data.schema import EMOTION_ZH, EMOTIONS
+from rolecraft.data.schema import EMOTION_ZH
 
-_ZH_TO_LABEL = {zh: en for en, zh in EMOTION_ZH.items()}
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
 # a role-play answer that identifies itself as an AI (talking ABOUT AI, in character, is fine)
 _AI_TELLS = re.compile(
@@ -41,12 +40,13 @@ def extract_json(text: str, kind: type):
 
 
 def normalise_label(label: object) -> str | None:
+    """An annotator's label: one of the ten by English or Chinese name (a trailing full stop is
+    tolerated); aliases are not accepted from a model being asked for the label set."""
+    from rolecraft.data.emotions import normalise_emotion
+
     if not isinstance(label, str):
         return None
-    s = label.strip().strip("。.").lower()
-    if s in EMOTIONS:
-        return s
-    return _ZH_TO_LABEL.get(label.strip().strip("。."))
+    return normalise_emotion(label.strip().strip("。."), aliases=False)
 
 
 def parse_labels(text: str, n: int) -> list[str]:

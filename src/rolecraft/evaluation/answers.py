@@ -8,7 +8,6 @@ through ``rolecraft.rundir``.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 

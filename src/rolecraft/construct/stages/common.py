@@ -68,7 +68,9 @@ def _line(speaker: str, text: str, emotion: str | None) -> str:
 
 
 def _profile_text(profile: dict[str, str]) -> str:
-    return "\n".join(f"{k}：{v}" for k, v in profile.items())
+    from rolecraft.data.prompts import render_profile
+
+    return render_profile(profile)
 
 
 def _dialogues(ds: RoleInstruct, character: str) -> "OrderedDict[str, list]":
