@@ -27,7 +27,8 @@ HELP = "commands: /reset (forget the conversation), /save FILE, /character NAME,
 class Session:
     def __init__(self, cfg):
         from rolecraft.data import resolve_data_root, schema
-        from rolecraft.data.prompts import PromptBuilder, PromptSpec
+        from rolecraft.data.prompts import PromptSpec
+        from rolecraft.retrieval.index import prompt_builder
         from rolecraft.errors import ConfigError
 
         self.cfg = cfg
@@ -58,7 +59,7 @@ class Session:
         else:
             raise ConfigError(f"source={cfg.source!r}: use run, model or openai")
         self.ds = schema.load(resolve_data_root(data_root))
-        self.prompts = PromptBuilder.from_spec(self.ds, spec, cache)
+        self.prompts = prompt_builder(self.ds, spec, cache)
         self.character = self._check(cfg.character or next(iter(self.ds.characters)))
         self.history: list[dict] = []
 

@@ -113,15 +113,9 @@ class PromptBuilder:
         self._system: dict[str, str] = {}
 
     @classmethod
-    def from_spec(cls, ds: RoleInstruct, spec: "PromptSpec", cache_dir) -> "PromptBuilder":
-        """The builder a prompt spec describes, its retriever built over ``ds``."""
-        retriever = None
-        if spec.retrieval.get("backend", "none") != "none":
-            from omegaconf import OmegaConf
-
-            from rolecraft.retrieval.index import build_retriever
-
-            retriever = build_retriever(OmegaConf.create(spec.retrieval), ds, cache_dir)
+    def from_spec(cls, ds: RoleInstruct, spec: "PromptSpec", retriever=None) -> "PromptBuilder":
+        """The builder a prompt spec describes (``rolecraft.retrieval.index.prompt_builder`` adds the
+        retriever the spec names)."""
         return cls(ds, spec.emotions, spec.num_exemplars, retriever, spec.template)
 
     def system(self, character: str, query: str | None = None) -> str:

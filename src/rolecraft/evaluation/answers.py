@@ -174,9 +174,9 @@ def prompt_builder(cfg, bench: Benchmark, spec):
     """The training prompt over the benchmark's dataset (None for benchmarks without one)."""
     if bench.dataset is None:
         return None
-    from rolecraft.data.prompts import PromptBuilder
+    from rolecraft.retrieval.index import prompt_builder as build
 
-    return PromptBuilder.from_spec(bench.dataset, spec, cfg.paths.cache_dir)
+    return build(bench.dataset, spec, cfg.paths.cache_dir)
 
 
 def _prefixed(stats: dict) -> dict:

@@ -133,3 +133,15 @@ def build_retriever(rcfg, ds: RoleInstruct, cache_dir: str | None) -> Retriever 
         cache = Path(cache_dir).expanduser() / "api_cache.sqlite" if cache_dir else None
         embedder = OpenAIEmbedder(rcfg.endpoint, rcfg.model, cache_path=cache)
     return Retriever(ds, rcfg.backend, rcfg.k, rcfg.budget, embedder, cache_dir, tuple(rcfg.sources))
+
+
+def prompt_builder(ds: RoleInstruct, spec, cache_dir):
+    """The prompt builder a prompt spec describes, with the retriever it names built over ``ds``."""
+    from omegaconf import OmegaConf
+
+    from rolecraft.data.prompts import PromptBuilder
+
+    retriever = None
+    if spec.retrieval.get("backend", "none") != "none":
+        retriever = build_retriever(OmegaConf.create(spec.retrieval), ds, cache_dir)
+    return PromptBuilder.from_spec(ds, spec, retriever)

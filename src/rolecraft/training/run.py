@@ -43,7 +43,8 @@ def run(cfg) -> dict | None:
     from rolecraft.data import resolve_data_root
     from rolecraft.data import schema
     from rolecraft.data.mixing import training_samples
-    from rolecraft.data.prompts import PromptBuilder, PromptSpec
+    from rolecraft.data.prompts import PromptSpec
+    from rolecraft.retrieval.index import prompt_builder
 
     from rolecraft.training.trainer import check_strategy
 
@@ -55,7 +56,7 @@ def run(cfg) -> dict | None:
     if not train:
         raise ConfigError(f"data.mix={cfg.data.mix}: no training samples in {cfg.data.root}")
     spec = PromptSpec.from_config(cfg.prompt)
-    prompts = PromptBuilder.from_spec(ds, spec, cfg.paths.cache_dir)
+    prompts = prompt_builder(ds, spec, cfg.paths.cache_dir)
 
     if _rank_zero():
         from rolecraft.data.prompts import write_spec
