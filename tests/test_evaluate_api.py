@@ -165,7 +165,10 @@ def test_judge_failure_is_recorded_and_position_bias_reported(server, key, cache
     items, good, weak = two_models
     # a judge that always picks whatever is shown first (pure position bias), and that cannot
     # give a valid verdict on one question however often it is asked
-    hard = items[0].question
+    # a question asked of one item only (RAW and CUS items can share an instruction)
+    one = next(it for it in items if sum(hard_q.question in it.question or it.question in hard_q.question
+                                         for hard_q in items) == 1)
+    hard = one.question
     server.responders["fake-judge"] = lambda req: ("garbage" if hard in req["messages"][1]["content"]
                                                    else '{"ranking": [1, 2]}')
     args = ["answers=predictions", f"answers.path={good}", "answers.name=ours", "benchmark.max_samples=2",
@@ -176,7 +179,7 @@ def test_judge_failure_is_recorded_and_position_bias_reported(server, key, cache
     m = read_metrics(tmp_path / "ev")
     assert m["judge/failures"] == 3 and m["judge/verdicts"] == len(items) * 3
     failed = [v for v in read_jsonl(tmp_path / "ev" / "judge.jsonl") if v["error"]]
-    assert len(failed) == 3 and {v["key"] for v in failed} == {items[0].key}
+    assert len(failed) == 3 and {v["key"] for v in failed} == {one.key}
     assert all(v["attempts"] == 2 and v["ranking"] is None and "malformed" in v["error"] for v in failed)
     assert m["judge/position_bias/top_share/1"] == 1.0 and m["judge/position_bias/max_deviation"] == 0.5
     assert m["judge/avg_rank/ours"] + m["judge/avg_rank/weak"] == pytest.approx(3.0)

@@ -107,7 +107,7 @@ def test_grid_of_six_runs_one_folder_each(tmp_path, cache_dir):
     seen = set()
     for d in dirs:
         cfg = yaml.safe_load((d / "config.yaml").read_text())
-        mix, emo = cfg["data"]["mix"], cfg["emotions"]["enabled"]
+        mix, emo = cfg["data"]["mix"], cfg["prompt"]["emotions"]
         seen.add((mix, emo))
         assert f"data={mix}" in d.name and f"emotions={'on' if emo else 'off'}" in d.name
     assert len(seen) == 6
