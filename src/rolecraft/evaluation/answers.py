@@ -236,7 +236,7 @@ def adopt_run_settings(cfg, typed: set[str]) -> list[str]:
     """answers=run: evaluate the way the run evaluated itself, unless told otherwise on the command
     line — its data's test split, generation, Rouge options, prompt limits and batch size. Returns
     notes on what was taken from the run."""
-    from omegaconf import OmegaConf, open_dict
+    from omegaconf import open_dict
 
     from rolecraft.inference.sources import check_trained_run
     from rolecraft.rundir import read_config
@@ -268,5 +268,4 @@ def adopt_run_settings(cfg, typed: set[str]) -> list[str]:
             cfg.answers.batch_size = int(ev["batch_size"])
         if untyped("answers.max_source_length") and "max_source_length" in data:
             cfg.answers.max_source_length = int(data["max_source_length"])
-    OmegaConf.to_container(cfg, resolve=True)  # still valid
     return notes
