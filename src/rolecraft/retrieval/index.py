@@ -58,7 +58,7 @@ class DenseIndex:
         if d is not None:
             from rolecraft.fileio import atomic_dir, write_json
 
-            with atomic_dir(d) as tmp:
+            with atomic_dir(d, force=True, writer="rolecraft retrieval index", what="index cache") as tmp:
                 np.save(tmp / "vectors.npy", self.vectors)
                 write_json(tmp / "passages.json", [asdict(p) for p in passages])
                 write_json(tmp / "meta.json", {"embedder": embedder.id, "dim": embedder.dim, "count": len(passages),
