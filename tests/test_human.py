@@ -15,6 +15,7 @@ import pytest
 
 from rolecraft.evaluation import human
 from rolecraft.evaluation.human import sample_keys
+from rolecraft.fileio import OUTPUT_MARKER
 from rolecraft.stats import krippendorff_alpha
 
 REPO = Path(__file__).resolve().parents[1]
@@ -207,7 +208,7 @@ def test_export_is_deterministic_and_refuses_to_overwrite(runs, tmp_path):
     assert (a / "sheet_02.csv").read_bytes() == (b / "sheet_02.csv").read_bytes()  # untouched
     r = export(runs, a, "--n", 4, "--annotators", 2, "--force")
     assert r.returncode == 0, r.stderr
-    assert sorted(p.name for p in a.iterdir()) == ["README.txt", "key.json", "sheet_01.csv", "sheet_02.csv"]
+    assert sorted(p.name for p in a.iterdir()) == [OUTPUT_MARKER, "README.txt", "key.json", "sheet_01.csv", "sheet_02.csv"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
 
 

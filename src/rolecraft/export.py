@@ -9,7 +9,6 @@ Both are written to a temporary directory and moved into place when complete.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from rolecraft.errors import ConfigError
 
 
 def export(run_dir: str, out: str, merge: bool, cache_dir: str, base: str | None = None, force: bool = False) -> dict:
-    from rolecraft.fileio import atomic_dir, check_output_dir, write_json
+    from rolecraft.fileio import atomic_dir, check_output_dir, read_json, write_json
     from rolecraft.inference.sources import load_run
     from rolecraft.modeling.base import resolve_model_path
 
@@ -40,7 +39,7 @@ def export(run_dir: str, out: str, merge: bool, cache_dir: str, base: str | None
         else:
             shutil.copytree(run / "adapter", tmp, dirs_exist_ok=True)
             cfg_path = tmp / "adapter_config.json"
-            acfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+            acfg = read_json(cfg_path)
             # a hub id stays portable; the embedded tiny model exists only as a local directory
             acfg["base_model_name_or_path"] = base or (resolved if name.startswith("embedded:") else name)
             write_json(cfg_path, acfg)

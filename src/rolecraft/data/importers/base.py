@@ -142,11 +142,14 @@ class LenientReader:
         except OSError as e:
             self.note(path, None, "unreadable_file", f"cannot read file ({e.strerror or e})")
             return None
+        from rolecraft.fileio import decode
+
         try:
-            return data.decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            line = data[: e.start].count(b"\n") + 1
-            self.note(path, line, "unreadable_file", f"not UTF-8 text ({e.reason} at byte {e.start}); file skipped")
+            return decode(data, path)
+        except DataError as e:  # "FILE:LINE: not UTF-8 (byte 0x.. at column N) ..."
+            where, _, why = str(e).partition(": ")
+            line = int(where.rsplit(":", 1)[1]) if where.rsplit(":", 1)[-1].isdigit() else None
+            self.note(path, line, "unreadable_file", f"{why.split(';')[0]}; file skipped")
             return None
 
     def _parse(self, path: Path, text: str, line_offset: int, parse) -> tuple[Any, bool]:

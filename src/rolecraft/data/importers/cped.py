@@ -347,6 +347,7 @@ def import_cped(
         "importer": "rolecraft.data.importers.cped",
         "emotion_mapping": labels,
         "min_utterances": min_utterances,
+        "script_only": True,  # no samples by design: `data validate` accepts it
         "dialogues": "CPED Dialogue_ID; owned by the character who speaks most in it (ties: first to speak)",
         "source_counts": {
             "rows": len(rows),
