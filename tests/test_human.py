@@ -104,8 +104,8 @@ def test_round_trip_through_the_cli(runs, tmp_path):
     r = export(runs, out, "--n", 6, "--annotators", 3, "--seed", 7)
     assert r.returncode == 0, r.stderr
     assert "3 sheet(s) x 6 questions x 3 answers" in r.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["README.txt", "key.json", "sheet_01.csv", "sheet_02.csv",
-                                                      "sheet_03.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [OUTPUT_MARKER, "README.txt", "key.json", "sheet_01.csv",
+                                                      "sheet_02.csv", "sheet_03.csv"]
     raw = (out / "sheet_01.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads the Chinese text as UTF-8
     header, rows = read_rows(out / "sheet_01.csv")
