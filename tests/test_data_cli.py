@@ -120,7 +120,7 @@ def test_missing_dir_is_one_line_error(tmp_path: Path):
         assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
         assert "Traceback" not in r.stderr
     assert run_cli("data", "stats", tmp_path / "nope").returncode == 2
-    assert run_cli("data", "validate", tmp_path / "nope").returncode == 1
+    assert run_cli("data", "validate", tmp_path / "nope").returncode == 2
 
 
 def test_usage_errors_exit_2():

@@ -15,6 +15,7 @@ import pytest
 
 from rolecraft.evaluation import human
 from rolecraft.evaluation.human import sample_keys
+from rolecraft.fileio import OUTPUT_MARKER
 from rolecraft.stats import krippendorff_alpha
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,8 +104,8 @@ def test_round_trip_through_the_cli(runs, tmp_path):
     r = export(runs, out, "--n", 6, "--annotators", 3, "--seed", 7)
     assert r.returncode == 0, r.stderr
     assert "3 sheet(s) x 6 questions x 3 answers" in r.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["README.txt", "key.json", "sheet_01.csv", "sheet_02.csv",
-                                                      "sheet_03.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [OUTPUT_MARKER, "README.txt", "key.json", "sheet_01.csv",
+                                                      "sheet_02.csv", "sheet_03.csv"]
     raw = (out / "sheet_01.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads the Chinese text as UTF-8
     header, rows = read_rows(out / "sheet_01.csv")
@@ -207,7 +208,7 @@ def test_export_is_deterministic_and_refuses_to_overwrite(runs, tmp_path):
     assert (a / "sheet_02.csv").read_bytes() == (b / "sheet_02.csv").read_bytes()  # untouched
     r = export(runs, a, "--n", 4, "--annotators", 2, "--force")
     assert r.returncode == 0, r.stderr
-    assert sorted(p.name for p in a.iterdir()) == ["README.txt", "key.json", "sheet_01.csv", "sheet_02.csv"]
+    assert sorted(p.name for p in a.iterdir()) == [OUTPUT_MARKER, "README.txt", "key.json", "sheet_01.csv", "sheet_02.csv"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
 
 

@@ -17,6 +17,7 @@ from rolecraft.data import schema
 from rolecraft.data.importers import EMOTION_ALIASES, Defect, import_roleinstruct_v1
 from rolecraft.data.importers.roleinstruct_v1 import parse_emotion_prefix, repair_escapes
 from rolecraft.errors import DataError
+from rolecraft.fileio import OUTPUT_MARKER
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -60,7 +61,7 @@ class TestRealData:
     def test_import_succeeds(self, real_import):
         r, out, report = real_import
         assert r.returncode == 0, r.stderr[-3000:]
-        assert sorted(p.name for p in out.iterdir()) == sorted(schema.FILES)
+        assert sorted(p.name for p in out.iterdir()) == sorted([*schema.FILES, OUTPUT_MARKER])
         assert "14 characters" in r.stdout
         assert re.search(r"^\d+ defects: ", r.stdout, re.M)
 
@@ -429,17 +430,20 @@ def test_profile_without_key_at_start(tmp_path: Path):
     assert [x.kind for x in defects] == ["profile_format"]
 
 
-def test_unreadable_required_file_skips_character(tmp_path: Path):
+def test_unreadable_or_missing_part_imports_the_rest(tmp_path: Path):
     make_character(tmp_path, name="桃子", files={"桃子_specific_QA.json": '[{"instruction": "a", "generated": ]'})
     make_character(tmp_path, name="刘星")
     make_character(tmp_path, name="方圆", drop=("方圆_scriopt.jsonl",))
     ds, defects = import_roleinstruct_v1(tmp_path)
-    assert list(ds.characters) == ["刘星"]
+    assert list(ds.characters) == ["刘星", "方圆", "桃子"]  # a missing part no longer drops the character
+    assert {u.character for u in ds.script} == {"刘星", "桃子"}
+    assert {s.kind for s in ds.samples if s.character == "桃子"} == {"general"}
+    assert {s.kind for s in ds.samples if s.character == "方圆"} == {"specific", "general"}
     k = kinds(defects)
     assert [(Path(x.file).name, x.line) for x in k["unreadable_file"]] == [("桃子_specific_QA.json", 1)]
-    skipped = {Path(x.file).name: x.message for x in k["character_skipped"]}
-    assert set(skipped) == {"桃子", "方圆"}
-    assert "unreadable specific QA" in skipped["桃子"] and "missing script" in skipped["方圆"]
+    partial = {Path(x.file).name: x.message for x in k["character_partial"]}
+    assert set(partial) == {"桃子", "方圆"} and "character_skipped" not in k
+    assert "unreadable specific QA" in partial["桃子"] and "missing script" in partial["方圆"]
 
 
 def test_malformed_jsonl_line_skipped_with_line(tmp_path: Path):
@@ -472,10 +476,12 @@ def test_cli_import_synthetic_report_and_determinism(tmp_path: Path):
     assert rep.read_text(encoding="utf-8").splitlines()[0] == r1.stderr.splitlines()[0]
     for name in schema.FILES:
         assert (out1 / name).read_bytes() == (out2 / name).read_bytes()
-    # importing over an existing directory replaces it
+    # importing over an existing output needs --force, and then replaces it
     r3 = run_cli("data", "import", "roleinstruct-v1", src, "--out", out1)
-    assert r3.returncode == 0
-    assert sorted(p.name for p in out1.iterdir()) == sorted(schema.FILES)
+    assert r3.returncode == 2 and "--force" in r3.stderr
+    r3 = run_cli("data", "import", "roleinstruct-v1", src, "--out", out1, "--force")
+    assert r3.returncode == 0, r3.stderr
+    assert sorted(p.name for p in out1.iterdir()) == sorted([*schema.FILES, OUTPUT_MARKER])
 
 
 def test_failing_import_leaves_no_out_dir(tmp_path: Path):
@@ -486,10 +492,11 @@ def test_failing_import_leaves_no_out_dir(tmp_path: Path):
     assert not out.exists()
     # every character unusable: defects printed, then one error line; still nothing written
     src = tmp_path / "src"
-    make_character(src, drop=("桃子_desc.txt",))
+    make_character(src, drop=("桃子_scriopt.jsonl", "桃子_specific_QA.json", "桃子_general_rp1.jsonl",
+                              "桃子_general_rp2.jsonl"))
     r = run_cli("data", "import", "roleinstruct-v1", src, "--out", out)
     assert r.returncode == 2
-    assert "character '桃子' skipped: missing profile" in r.stderr
+    assert "character '桃子' skipped: no script and no Q&A" in r.stderr
     assert r.stderr.splitlines()[-1].startswith("error: ")
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []

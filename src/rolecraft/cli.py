@@ -1,7 +1,7 @@
 """The ``rolecraft`` command.
 
-    rolecraft data import roleinstruct-v1 SRC --out DIR [--report FILE]
-    rolecraft data import cped CSV --out DIR [--report FILE] [--mapping MAP.json] [--min-utterances N]
+    rolecraft data import roleinstruct-v1 SRC --out DIR [--report FILE] [--force] [--allow-partial]
+    rolecraft data import cped CSV --out DIR [--report FILE] [--mapping MAP.json] [--min-utterances N] [--force]
     rolecraft data agreement A B [C ...] [--json OUT] [--labels]
     rolecraft data validate DIR
     rolecraft data stats DIR [--json]
@@ -9,13 +9,16 @@
                            [--annotators 3] [--seed 0] [--kinds general,specific] [--profiles P] [--force]
     rolecraft human import SHEET.csv [...] --key DIR/key.json [--out results.json]
     rolecraft sweep generate [NAME ...] [--check] | expand FILE [--check] | run-local FILE [--runs-dir DIR] [--set K=V]
-    rolecraft report EXPERIMENT --runs DIR [--wandb ENTITY/PROJECT] --out OUT
+    rolecraft report EXPERIMENT --runs DIR [--wandb ENTITY/PROJECT] --out OUT [--force]
     rolecraft retrieval eval DIR [--backend lexical,bge,openai] [--queries reply|qa] [--k 1,3,5,10]
-    rolecraft export RUN_DIR --merge OUT | --adapter OUT [--base BASE]
+    rolecraft export RUN_DIR --merge OUT | --adapter OUT [--base BASE] [--force]
     rolecraft chat run=RUN_DIR character=NAME [...]      (the same as python chat.py ...)
 
 DIR may be ``embedded:demo`` (the demo dataset shipped in the package). Errors print one line
-``error: ...`` on stderr and exit 2 (``data validate``: exit 1 when the dataset is invalid).
+``error: ...`` on stderr and exit 2 (bad input, ``data validate`` included). Every ``--out``
+directory is written through :func:`rolecraft.fileio.atomic_dir`: an existing non-empty one is
+refused, and ``--force`` replaces only a directory RoleCraft wrote (never the input, ``.``,
+home or the checkout).
 This module only parses arguments: each handler calls one function of the module that owns the
 command (data/, evaluation/human/, sweeps/, report/, retrieval/quality.py, export.py). It imports
 no deep-learning library, so these commands start fast; a new command adds a subparser in
@@ -41,7 +44,7 @@ def _cmd_data_import(args: argparse.Namespace) -> int:
     from rolecraft.data.importers import import_command
 
     return import_command(args.format, args.src, args.out, report=args.report, mapping=args.mapping,
-                          min_utterances=args.min_utterances)
+                          min_utterances=args.min_utterances, force=args.force, allow_partial=args.allow_partial)
 
 
 def _cmd_data_agreement(args: argparse.Namespace) -> int:
@@ -86,7 +89,8 @@ def _cmd_retrieval_eval(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from rolecraft.export import export_command
 
-    return export_command(args.run, args.merge, args.adapter, cache_dir=args.cache_dir, base=args.base)
+    return export_command(args.run, args.merge, args.adapter, cache_dir=args.cache_dir, base=args.base,
+                          force=args.force)
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
@@ -118,7 +122,8 @@ def _cmd_sweep_run_local(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from rolecraft.report.main import report_command
 
-    return report_command(args.experiment, args.runs, args.out, wandb_path=args.wandb, resamples=args.resamples)
+    return report_command(args.experiment, args.runs, args.out, wandb_path=args.wandb, resamples=args.resamples,
+                          force=args.force)
 
 
 # ---- parser --------------------------------------------------------------------------
@@ -150,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="cped: JSON object overriding the emotion mapping, {cped_class: label or null}")
     imp.add_argument("--min-utterances", type=int, metavar="N",
                      help="cped: utterances a named speaker needs to become a character (default 20)")
+    imp.add_argument("--force", action="store_true", help="replace an existing --out directory that RoleCraft wrote earlier (never other files)")
+    imp.add_argument("--allow-partial", action="store_true",
+                     help="roleinstruct-v1: exit 0 even when a character folder is skipped or lacks a part "
+                          "(a warning instead of an error)")
     imp.set_defaults(func=_cmd_data_import)
 
     ag = data_cmds.add_parser("agreement", help="agreement of emotion annotations (accuracy, kappa, confusion, P/R/F1)")
@@ -189,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default general,specific)")
     hx.add_argument("--profiles", help="character profiles: a JSON {name: profile} file, a dataset directory or "
                                        "embedded:demo (default: characters.json beside the answers)")
-    hx.add_argument("--force", action="store_true", help="replace a non-empty --out directory")
+    hx.add_argument("--force", action="store_true", help="replace an existing --out directory that RoleCraft wrote earlier (never other files)")
     hx.set_defaults(func=_cmd_human_export)
 
     hi = human_cmds.add_parser("import", help="read filled sheets; means, 95%% intervals, Krippendorff's alpha")
@@ -226,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--wandb", metavar="ENTITY/PROJECT", help="also read runs from W&B (public API)")
     rp.add_argument("--out", required=True, help="output directory (written atomically)")
     rp.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples for ablations (default 2000)")
+    rp.add_argument("--force", action="store_true", help="replace an existing --out directory that RoleCraft wrote earlier (never other files)")
     rp.set_defaults(func=_cmd_report)
 
     rt = groups.add_parser("retrieval", help="measure retrieval of character context")
@@ -251,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--adapter", metavar="OUT", help="write the adapter alone, its base path made loadable")
     ex.add_argument("--base", help="--adapter: base_model_name_or_path to record (default: the run's base)")
     ex.add_argument("--cache-dir", default="~/.cache/rolecraft", help="where the embedded tiny model lives")
+    ex.add_argument("--force", action="store_true", help="replace an existing OUT that RoleCraft wrote earlier")
     ex.set_defaults(func=_cmd_export)
 
     ch = groups.add_parser("chat", help="chat with a character (same as python chat.py; Hydra overrides)")

@@ -9,19 +9,20 @@ Both are written to a temporary directory and moved into place when complete.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from rolecraft.errors import ConfigError
 
 
-def export(run_dir: str, out: str, merge: bool, cache_dir: str, base: str | None = None) -> dict:
-    from rolecraft.fileio import atomic_dir, write_json
+def export(run_dir: str, out: str, merge: bool, cache_dir: str, base: str | None = None, force: bool = False) -> dict:
+    from rolecraft.fileio import atomic_dir, check_output_dir, read_json, write_json
     from rolecraft.inference.sources import load_run
     from rolecraft.modeling.base import resolve_model_path
 
     run = Path(run_dir).expanduser()
+    flag = "--merge" if merge else "--adapter"
+    check_output_dir(out, force=force, inputs=[run], what=flag)  # before the model loads
     trained = load_run(str(run), cache_dir, what="RUN_DIR")
     model, tok, run_cfg = trained.model, trained.tokenizer, trained.config
     name = run_cfg.model.name_or_path
@@ -29,10 +30,8 @@ def export(run_dir: str, out: str, merge: bool, cache_dir: str, base: str | None
     if run_cfg.model.get("chat_template"):
         tok.chat_template = run_cfg.model.chat_template  # the template the adapter was trained with
     target = Path(out).expanduser()
-    if target.exists() and any(target.iterdir()):
-        raise ConfigError(f"{target}: exists and is not empty; choose a new directory or remove it")
     info = {"run": str(run.resolve()), "base": name, "kind": "merged" if merge else "adapter"}
-    with atomic_dir(target) as tmp:
+    with atomic_dir(target, force=force, inputs=[run], writer=f"rolecraft export {flag}", what=flag) as tmp:
         if merge:
             merged = model.merge_and_unload()
             merged.save_pretrained(str(tmp))
@@ -40,7 +39,7 @@ def export(run_dir: str, out: str, merge: bool, cache_dir: str, base: str | None
         else:
             shutil.copytree(run / "adapter", tmp, dirs_exist_ok=True)
             cfg_path = tmp / "adapter_config.json"
-            acfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+            acfg = read_json(cfg_path)
             # a hub id stays portable; the embedded tiny model exists only as a local directory
             acfg["base_model_name_or_path"] = base or (resolved if name.startswith("embedded:") else name)
             write_json(cfg_path, acfg)
@@ -51,12 +50,12 @@ def export(run_dir: str, out: str, merge: bool, cache_dir: str, base: str | None
 
 
 def export_command(run_dir: str, merge_out: str | None, adapter_out: str | None, cache_dir: str,
-                   base: str | None = None) -> int:
+                   base: str | None = None, force: bool = False) -> int:
     """``rolecraft export``: exactly one of a merged model or the adapter, and how to serve it."""
     if bool(merge_out) == bool(adapter_out):
         raise ConfigError("export: give exactly one of --merge OUT (full model) or --adapter OUT (adapter only)")
     out = merge_out or adapter_out
-    info = export(run_dir, out, merge=bool(merge_out), cache_dir=cache_dir, base=base)
+    info = export(run_dir, out, merge=bool(merge_out), cache_dir=cache_dir, base=base, force=force)
     print(f"wrote the {info['kind']} model of {info['run']} to {out}")
     if merge_out:
         print(f"serve it: vllm serve {out} --served-model-name NAME   (then any OpenAI client at http://HOST:8000/v1)")

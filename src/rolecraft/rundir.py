@@ -135,11 +135,11 @@ def is_finished(run_dir: str | Path) -> bool:
 
 
 def read_config(run_dir: str | Path) -> dict:
-    import yaml
+    from rolecraft.fileio import read_yaml
 
     p = Path(run_dir) / CONFIG
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = read_yaml(p)
     except OSError:
         return {}
     return data if isinstance(data, dict) else {}

@@ -142,10 +142,9 @@ def _put(src: Source, uid: object, label: str | None, where: str) -> None:
 
 
 def _read_csv(src: Source) -> None:
-    try:
-        text = src.path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{src.path}: not UTF-8 text ({e.reason})") from None
+    from rolecraft.fileio import read_text
+
+    text = read_text(src.path)
     reader = csv.reader(text.splitlines(keepends=True))
     try:
         header = [h.strip().lower() for h in next(reader)]

@@ -207,13 +207,14 @@ def write_spec(out, spec: PromptSpec) -> None:
 def recorded_spec(run_dir) -> tuple[PromptSpec, str | None]:
     """The prompt spec a run recorded, and its template hash (None for runs before prompt.yaml:
     their spec is rebuilt from config.yaml's keys of that time)."""
-    import yaml
 
     from rolecraft.rundir import PROMPT, read_config
 
     p = Path(run_dir) / PROMPT
     if p.is_file():
-        rec = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        from rolecraft.fileio import read_yaml
+
+        rec = read_yaml(p) or {}
         sha = rec.pop("template_sha256", None)
         known = {k: rec[k] for k in ("emotions", "num_exemplars", "template", "retrieval") if k in rec}
         return PromptSpec(**known), sha

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 # the labels are part of the format: schema.EMOTIONS / schema.EMOTION_ZH stay importable from here
 from rolecraft.data.emotions import EMOTION_ZH, EMOTIONS, normalise_emotion  # noqa: F401
@@ -243,12 +244,18 @@ def to_rows(ds: RoleInstruct) -> dict[str, list[dict]]:
     }
 
 
-def save(ds: RoleInstruct, out: str | Path) -> Path:
-    """Write a dataset directory atomically (a failure leaves no half-written directory)."""
+def save(ds: RoleInstruct, out: str | Path, *, force: bool = False, inputs: Sequence[str | Path | None] = (),
+         writer: str = "rolecraft", what: str = "--out") -> Path:
+    """Write a dataset directory atomically (a failure leaves no half-written directory).
+
+    ``out`` is guarded by :func:`rolecraft.fileio.check_output_dir`: an existing non-empty
+    directory is replaced only with ``force`` and only if RoleCraft wrote it; never the
+    dataset's own root or ``inputs`` (or a folder holding them).
+    """
     from rolecraft.fileio import atomic_dir, write_json, write_jsonl
 
     out = Path(out)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, force=force, inputs=[ds.root, *inputs], writer=writer, what=what) as tmp:
         write_json(tmp / "meta.json", {"format": FORMAT_NAME, "version": FORMAT_VERSION, **{k: v for k, v in ds.meta.items() if k not in ("format", "version")}})
         for name, rows in to_rows(ds).items():
             write_jsonl(tmp / name, rows)

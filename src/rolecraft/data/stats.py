@@ -129,18 +129,25 @@ def format_stats(stats: dict, width: int = 40) -> str:
     return "\n".join(lines)
 
 
-def validate_command(root: str) -> int:
-    """``rolecraft data validate``: 0 and a one-line summary, or 1 and the first defect (file:line)."""
-    import sys
-
+def load_checked(root: str) -> RoleInstruct:
+    """The dataset at ``root``, loaded and checked the same way by ``validate`` and ``stats``
+    (so both give the same exit code for the same file): also a dataset with no samples is an
+    error, unless its meta.json declares ``script_only`` (a CPED import, for ``data agreement``)."""
     from rolecraft.data import resolve_data_root, schema
     from rolecraft.errors import DataError
 
-    try:
-        ds = schema.load(resolve_data_root(root))
-    except DataError as e:
-        print("error: " + " ".join(str(e).split("\n")), file=sys.stderr)
-        return 1
+    ds = schema.load(resolve_data_root(root))
+    if not ds.samples and not ds.meta.get("script_only"):
+        raise DataError(f"{ds.root / 'samples.jsonl'}: no samples, so nothing to train or evaluate on (a truncated "
+                        f"or emptied file?); restore it, or set \"script_only\": true in meta.json for a script-only "
+                        f"dataset")
+    return ds
+
+
+def validate_command(root: str) -> int:
+    """``rolecraft data validate``: 0 and a one-line summary; the first defect (file:line) raises
+    DataError, which the CLI prints as one line with exit 2, as for every bad input."""
+    ds = load_checked(root)
     kinds = Counter(s.kind for s in ds.samples)
     labeled = sum(1 for u in ds.script if u.emotion is not None)
     print(f"OK: {len(ds.characters)} characters, {len(ds.script)} utterances ({labeled} with emotion), "
@@ -153,8 +160,6 @@ def stats_command(root: str, as_json: bool = False) -> int:
     """``rolecraft data stats``: the table, or the same numbers as JSON."""
     import json
 
-    from rolecraft.data import resolve_data_root, schema
-
-    stats = dataset_stats(schema.load(resolve_data_root(root)))
+    stats = dataset_stats(load_checked(root))
     print(json.dumps(stats, ensure_ascii=False, indent=2) if as_json else format_stats(stats))
     return 0

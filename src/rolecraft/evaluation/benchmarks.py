@@ -7,7 +7,6 @@ a hash of kind/character/question elsewhere), so answers of different models joi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,9 +130,10 @@ def load_belle(cfg) -> Benchmark:
         p = p / "eval_set.json"
     items, skipped = [], 0
     # BELLE ships JSON Lines under a .json name; a JSON list is accepted too
-    text = p.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
-        rows = list(enumerate(json.loads(text), 1))
+    from rolecraft.fileio import read_json, read_text
+
+    if read_text(p).lstrip().startswith("["):
+        rows = list(enumerate(read_json(p), 1))
     else:
         rows = list(read_jsonl(p))
     for line, row in rows:

@@ -148,6 +148,6 @@ def ensure_embedded(name: str, cache_dir: str | Path) -> Path:
     with open(cache / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (target / "config.json").is_file():
-            with atomic_dir(target) as tmp:
+            with atomic_dir(target, writer="rolecraft embedded model", what="model cache") as tmp:
                 build(tmp, corpus)
     return target

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rolecraft.errors import DataError
 from rolecraft.sweeps.experiments import Experiment
 
 HUMAN_FORMAT = "rolecraft-human-results/1"
@@ -57,33 +58,33 @@ class RunRecord:
 
 
 def _hydra_record(run_dir: Path) -> tuple[dict, dict]:
-    import yaml
-
     overrides, choices = {}, {}
     ov = run_dir / ".hydra" / "overrides.yaml"
     if ov.is_file():
-        for item in yaml.safe_load(ov.read_text(encoding="utf-8")) or []:
+        from rolecraft.fileio import read_yaml
+
+        for item in read_yaml(ov) or []:
             k, _, v = str(item).partition("=")
             overrides[k.lstrip("+~")] = v
     hy = run_dir / ".hydra" / "hydra.yaml"
     if hy.is_file():
         try:
-            runtime = (yaml.safe_load(hy.read_text(encoding="utf-8")) or {}).get("hydra", {}).get("runtime", {})
+            runtime = (read_yaml(hy) or {}).get("hydra", {}).get("runtime", {})
             choices = {k: str(v) for k, v in (runtime.get("choices") or {}).items() if not k.startswith("hydra/")}
-        except yaml.YAMLError:
+        except DataError:
             pass
     return overrides, choices
 
 
 def _config(run_dir: Path) -> dict:
-    import yaml
-
     for p in (run_dir / "config.yaml", run_dir / ".hydra" / "config.yaml"):
         if p.is_file():
+            from rolecraft.fileio import read_yaml
+
             try:
-                cfg = yaml.safe_load(p.read_text(encoding="utf-8"))
+                cfg = read_yaml(p)
                 return cfg if isinstance(cfg, dict) else {}
-            except yaml.YAMLError:
+            except DataError:
                 return {}
     return {}
 

@@ -18,14 +18,15 @@ class ReportResult:
 
 
 def report(experiment: str, runs_dir: str | None, out: str, wandb_path: str | None = None, api=None,
-           resamples: int = 2000) -> ReportResult:
-    from rolecraft.fileio import atomic_dir, write_json, write_text
+           resamples: int = 2000, force: bool = False) -> ReportResult:
+    from rolecraft.fileio import atomic_dir, check_output_dir, write_json, write_text
     from rolecraft.report import bootstrap, dashboard, plots, tables
     from rolecraft.report.aggregate import build_table
     from rolecraft.report.collect import collect_local, collect_wandb
     from rolecraft.sweeps.experiments import load_experiment
 
     exp = load_experiment(experiment)
+    check_output_dir(out, force=force, inputs=[runs_dir])  # before the runs are read
     if not runs_dir and not wandb_path:
         raise ConfigError("report: give --runs DIR (local run directories) and/or --wandb ENTITY/PROJECT")
     runs, problems = [], []
@@ -55,7 +56,7 @@ def report(experiment: str, runs_dir: str | None, out: str, wandb_path: str | No
                 ablations.append({"label": label, "a": a, "b": b, **res})
 
     out_dir = Path(out).expanduser()
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, force=force, inputs=[runs_dir], writer="rolecraft report") as tmp:
         files = []
         for name, text in (("table.md", tables.markdown(table)), ("table.tex", tables.latex(table)),
                            ("table.csv", tables.csv_text(table))):
@@ -82,13 +83,13 @@ def report(experiment: str, runs_dir: str | None, out: str, wandb_path: str | No
 
 
 def report_command(experiment: str, runs_dir: str | None, out: str, wandb_path: str | None = None,
-                   resamples: int = 2000) -> int:
+                   resamples: int = 2000, force: bool = False) -> int:
     """``rolecraft report``: notes on stderr; the table and each ablation's interval on stdout."""
     import sys
 
     from rolecraft.report.tables import markdown
 
-    res = report(experiment, runs_dir, out, wandb_path=wandb_path, resamples=resamples)
+    res = report(experiment, runs_dir, out, wandb_path=wandb_path, resamples=resamples, force=force)
     for p in res.problems:
         print(f"note: {p}", file=sys.stderr)
     print(markdown(res.table))

@@ -70,7 +70,11 @@ def loss_curves(t: Table, out: Path) -> Path | None:
                 if not f.is_file():
                     continue
                 steps, losses = [], []
-                with open(f, encoding="utf-8") as fh:
+                import io
+
+                from rolecraft.fileio import read_text
+
+                with io.StringIO(read_text(f), newline="") as fh:
                     for row in csv.DictReader(fh):
                         if row.get("train/loss") not in (None, "") and row.get("step") not in (None, ""):
                             steps.append(float(row["step"]))

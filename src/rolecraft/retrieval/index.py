@@ -10,7 +10,6 @@ build in milliseconds and are kept in memory only.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import asdict
 from pathlib import Path
@@ -45,7 +44,9 @@ class DenseIndex:
             d = root / f"{safe}-{hashlib.sha1(embedder.id.encode('utf-8')).hexdigest()[:8]}" / content_hash(passages)
             meta_path = d / "meta.json"
             if meta_path.is_file():
-                meta = json.loads(meta_path.read_text(encoding="utf-8"))
+                from rolecraft.fileio import read_json
+
+                meta = read_json(meta_path)
                 if meta.get("dim") != embedder.dim:
                     raise RetrievalError(f"{d}: stored index has dimension {meta.get('dim')} but {embedder.id} now "
                                          f"returns {embedder.dim}; delete {d} to rebuild it")
@@ -58,7 +59,7 @@ class DenseIndex:
         if d is not None:
             from rolecraft.fileio import atomic_dir, write_json
 
-            with atomic_dir(d) as tmp:
+            with atomic_dir(d, force=True, writer="rolecraft retrieval index", what="index cache") as tmp:
                 np.save(tmp / "vectors.npy", self.vectors)
                 write_json(tmp / "passages.json", [asdict(p) for p in passages])
                 write_json(tmp / "meta.json", {"embedder": embedder.id, "dim": embedder.dim, "count": len(passages),

@@ -20,7 +20,9 @@ def read_instructions(path: str) -> list[str]:
     p = Path(path).expanduser()
     if not p.is_file():
         raise ConfigError(f"construct.general.instructions={path!r}: no such file; give a .jsonl/.json/.txt file of instructions")
-    text = p.read_text(encoding="utf-8")
+    from rolecraft.fileio import read_text
+
+    text = read_text(p)
     out: list[str] = []
     if p.suffix == ".txt":
         out = [ln.strip() for ln in text.splitlines() if ln.strip()]

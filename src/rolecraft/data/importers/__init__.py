@@ -24,8 +24,13 @@ def _counts_text(counts: dict) -> str:
 
 
 def import_command(fmt: str, src: str, out: str, report: str | None = None, mapping: str | None = None,
-                   min_utterances: int | None = None) -> int:
-    """``rolecraft data import``: convert, write the dataset, print defects (stderr) and a summary."""
+                   min_utterances: int | None = None, force: bool = False, allow_partial: bool = False) -> int:
+    """``rolecraft data import``: convert, write the dataset, print defects (stderr) and a summary.
+
+    ``--out`` is checked before any reading (:func:`rolecraft.fileio.check_output_dir`). A
+    character folder skipped or imported without a part is an error (exit 2, after writing what
+    was imported) unless ``allow_partial``: an import never reports success after losing data.
+    """
     import sys
     import time
     from collections import Counter
@@ -33,7 +38,12 @@ def import_command(fmt: str, src: str, out: str, report: str | None = None, mapp
 
     from rolecraft.data import schema
     from rolecraft.data.stats import dataset_stats
-    from rolecraft.errors import RolecraftError
+    from rolecraft.errors import DataError, RolecraftError
+    from rolecraft.fileio import check_output_dir
+
+    inputs = [Path(src).expanduser(), Path(mapping).expanduser() if mapping else None,
+              Path(report).expanduser() if report else None]
+    check_output_dir(out, force=force, inputs=inputs)
 
     options: dict = {}
     if fmt == "cped":
@@ -50,7 +60,7 @@ def import_command(fmt: str, src: str, out: str, report: str | None = None, mapp
         for d in e.defects:
             print(d, file=sys.stderr)
         raise
-    written = schema.save(ds, Path(out).expanduser())
+    written = schema.save(ds, Path(out).expanduser(), force=force, inputs=inputs, writer=f"rolecraft data import {fmt}")
     seconds = time.perf_counter() - t0
     for d in defects:
         print(d, file=sys.stderr)
@@ -66,7 +76,14 @@ def import_command(fmt: str, src: str, out: str, report: str | None = None, mapp
                    f"{stats['general_instructions']} general samples, {stats['responses']} references "
                    f"({seconds:.1f}s)")
     defect_line = f"{len(defects)} defects" + (": " + _counts_text(counts) if defects else "")
+    skipped, partial = counts["character_skipped"], counts["character_partial"]
     print(summary)
+    if fmt == "roleinstruct-v1":
+        summary += "\n" + (f"characters: {stats['characters'] + skipped} found, {stats['characters']} imported "
+                           f"({partial} partial), {skipped} skipped; records: profiles {stats['characters']}, "
+                           f"script lines {stats['utterances']}, specific {stats['specific_instructions']}, "
+                           f"general {stats['general_instructions']}")
+        print(summary.split("\n")[-1])
     print(defect_line)
     if report:
         from rolecraft.fileio import write_json, write_text
@@ -79,4 +96,14 @@ def import_command(fmt: str, src: str, out: str, report: str | None = None, mapp
         else:
             write_text(path, "".join(f"{d}\n" for d in defects) + f"{summary}\n{defect_line}\n")
         print(f"report written to {path}")
+    if skipped or partial:
+        what = ", ".join(x for x in (f"{skipped} character folder(s) skipped" if skipped else "",
+                                     f"{partial} imported without a part" if partial else "") if x)
+        if allow_partial:
+            print(f"warning: {what} (see the character_skipped / character_partial lines above); "
+                  f"accepted with --allow-partial", file=sys.stderr)
+        else:
+            raise DataError(f"{src}: {what} (see the character_skipped / character_partial lines above); "
+                            f"{written} holds the rest — add the missing files, or pass --allow-partial to accept "
+                            f"a partial import")
     return 0

@@ -131,6 +131,7 @@ class LenientReader:
     def __init__(self, defects: list[Defect]):
         self.defects = defects
         self.counts: Counter = Counter()  # what was read, before merging (for meta.source_counts)
+        self._peeked: dict[Path, tuple[list[tuple[int, Any]] | None, list[Defect]]] = {}
 
     def note(self, file: Path, line: int | None, kind: str, message: str) -> None:
         self.defects.append(Defect(str(file), line, kind, message))
@@ -141,11 +142,14 @@ class LenientReader:
         except OSError as e:
             self.note(path, None, "unreadable_file", f"cannot read file ({e.strerror or e})")
             return None
+        from rolecraft.fileio import decode
+
         try:
-            return data.decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            line = data[: e.start].count(b"\n") + 1
-            self.note(path, line, "unreadable_file", f"not UTF-8 text ({e.reason} at byte {e.start}); file skipped")
+            return decode(data, path)
+        except DataError as e:  # "FILE:LINE: not UTF-8 (byte 0x.. at column N) ..."
+            where, _, why = str(e).partition(": ")
+            line = int(where.rsplit(":", 1)[1]) if where.rsplit(":", 1)[-1].isdigit() else None
+            self.note(path, line, "unreadable_file", f"{why.split(';')[0]}; file skipped")
             return None
 
     def _parse(self, path: Path, text: str, line_offset: int, parse) -> tuple[Any, bool]:
@@ -175,8 +179,36 @@ class LenientReader:
                           f"raw control character inside a JSON string (column {first.colno}); accepted")
             return result, True
 
+    def peek_text(self, path: Path) -> str | None:
+        """:meth:`text` without reporting (the read that uses the file reports its problems)."""
+        saved, self.defects = self.defects, []
+        try:
+            return self.text(path)
+        finally:
+            self.defects = saved
+
+    def peek(self, path: Path) -> list[tuple[int, Any]] | None:
+        """:meth:`records` without reporting: for recognising a file by its content. Its defects
+        are reported when :meth:`records` later reads the file (parsed once), and never for a
+        file that is then ignored."""
+        if path not in self._peeked:
+            saved, self.defects = self.defects, []
+            try:
+                result = self._records(path)
+            finally:
+                self.defects, pending = saved, self.defects
+            self._peeked[path] = (result, pending)
+        return self._peeked[path][0]
+
     def records(self, path: Path) -> list[tuple[int, Any]] | None:
         """``(line, record)`` for every record of a JSON array or JSON-lines file; None if unreadable."""
+        if path in self._peeked:
+            result, pending = self._peeked.pop(path)
+            self.defects.extend(pending)
+            return result
+        return self._records(path)
+
+    def _records(self, path: Path) -> list[tuple[int, Any]] | None:
         text = self.text(path)
         if text is None:
             return None

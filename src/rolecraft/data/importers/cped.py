@@ -33,8 +33,10 @@ run over the imported script can be scored against the CPED labels with
   position in the dialogue (1-based, over kept rows) and ``id`` = Utterance_ID.
 * **Malformed rows** (a different number of fields than the header, an empty Utterance_ID,
   Dialogue_ID, Speaker or utterance, a repeated Utterance_ID) are skipped and reported with
-  ``file:line``. A file without the required columns is not CPED: :class:`DataError` naming
-  the missing columns.
+  ``file:line``; so is a record the CSV parser cannot read (a stray quote), which costs that
+  line only: reading resumes at the next line. When more than 5% of the records (and more than
+  10) cannot be parsed the import fails (:class:`DataError`) instead of writing a fragment. A
+  file without the required columns is not CPED: :class:`DataError` naming the missing columns.
 * No samples are produced (``samples.jsonl`` is empty): CPED has no instructions.
 
 The output depends only on the input bytes, the mapping and ``min_utterances``: a rerun writes
@@ -58,6 +60,10 @@ FORMAT = "cped"
 LICENSE = "Apache-2.0 (CPED, scutcyr/CPED)"
 PLACEHOLDER_SPEAKER = "其他"  # CPED's speaker for unnamed/background people
 DEFAULT_MIN_UTTERANCES = 20
+# More unparseable records than this (and this share of all) means the parser cannot resync:
+# the import fails rather than writing what little it read.
+MIN_BAD_RECORDS = 10
+MAX_BAD_SHARE = 0.05
 
 #: The default mapping of CPED's 13 emotion classes onto the paper's ten labels.
 CPED_TO_EMOTION: dict[str, str | None] = {
@@ -158,23 +164,25 @@ def _profile(name: str, attrs: dict[str, str], tv_ids: list[str]) -> dict[str, s
 
 
 def _read_rows(src: Path, defects: list[Defect]) -> list[tuple[int, dict[str, str]]]:
-    """Well-formed rows as ``(line, {column: stripped value})``; malformed ones become defects."""
+    """Well-formed rows as ``(line, {column: stripped value})``; malformed ones become defects.
+
+    A record the CSV parser cannot read (a stray quote ...) costs its own line only: reading
+    resumes at the next line (:func:`rolecraft.fileio.csv_table`). If that keeps failing (more
+    than :data:`MAX_BAD_SHARE` of the records) the file is not CSV we can trust: DataError.
+    """
+    from rolecraft.fileio import CsvBadRecord, csv_table, read_text
+
     try:
-        data = src.read_bytes()
+        text = read_text(src)
     except OSError as e:
         raise DataError(f"{src}: cannot read ({e.strerror or e})") from None
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise DataError(f"{src}:{line}: not UTF-8 text ({e.reason}); CPED CSVs are UTF-8") from None
-    reader = csv.reader(text.splitlines(keepends=True))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise DataError(f"{src}: empty file; expected a CPED CSV with columns {', '.join(REQUIRED_COLUMNS)}") from None
+        header, records = csv_table(text)
     except csv.Error as e:
         raise DataError(f"{src}:1: malformed CSV header ({e})") from None
+    if not header:
+        raise DataError(f"{src}: empty file; expected a CPED CSV with columns {', '.join(REQUIRED_COLUMNS)}")
+    header = [h.strip() for h in header]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise DataError(f"{src}: not a CPED CSV: missing column(s) {', '.join(missing)} "
@@ -182,15 +190,22 @@ def _read_rows(src: Path, defects: list[Defect]) -> list[tuple[int, dict[str, st
     index = {c: header.index(c) for c in REQUIRED_COLUMNS}
     rows: list[tuple[int, dict[str, str]]] = []
     seen: dict[str, int] = {}
-    from rolecraft.fileio import csv_records
-
-    try:
-        for start, fields in csv_records(reader):
-            row = _row(src, start, fields, header, index, seen, defects)
-            if row is not None:
-                rows.append((start, row))
-    except csv.Error as e:
-        defects.append(Defect(str(src), e.line, "malformed_row", f"malformed CSV ({e}); rest of the file skipped"))
+    bad: list[int] = []
+    total = 0
+    for rec in records:
+        total += 1
+        if isinstance(rec, CsvBadRecord):
+            bad.append(rec.line)
+            defects.append(Defect(str(src), rec.line, "malformed_row",
+                                  f"{rec.reason}; this line skipped, reading goes on at the next line"))
+            continue
+        start, fields = rec
+        row = _row(src, start, fields, header, index, seen, defects)
+        if row is not None:
+            rows.append((start, row))
+    if len(bad) > max(MIN_BAD_RECORDS, MAX_BAD_SHARE * total):
+        raise DataError(f"{src}:{bad[0]}: {len(bad)} of {total} CSV records cannot be parsed (the first at line "
+                        f"{bad[0]}); the file is damaged or not a CPED CSV — repair the quoting and import again")
     return rows
 
 
@@ -332,6 +347,7 @@ def import_cped(
         "importer": "rolecraft.data.importers.cped",
         "emotion_mapping": labels,
         "min_utterances": min_utterances,
+        "script_only": True,  # no samples by design: `data validate` accepts it
         "dialogues": "CPED Dialogue_ID; owned by the character who speaks most in it (ties: first to speak)",
         "source_counts": {
             "rows": len(rows),

@@ -50,8 +50,14 @@ as a :class:`Defect` (``file:line: message``). Decisions, in order of the files:
   repeated rows, at most :data:`MAX_REFERENCES`. An rp file lacking instructions that its
   siblings have is reported once (``missing_instructions``); repeated rows within a file
   (``duplicate_instruction``), empty or absent answers (``empty_answer``) are reported.
-* A character whose profile, script, specific QA or every rp file is missing or unreadable
-  is skipped (kind ``character_skipped``); everything else keeps going.
+* **Files are recognised by content**, the name only a hint (:func:`_classify`): a file whose
+  name matches no pattern is read as whatever its JSON shape says (kind ``file_name``), and a
+  name that says another shape than the content is overruled (``file_role``).
+* **Missing parts**: a character imports every part that is there; a missing or unreadable
+  profile, script, specific QA or set of rp files is reported (``character_partial``; without
+  a profile the character gets ``{名字: folder name}``). A folder with no readable script and
+  no Q&A is skipped (``character_skipped``). ``rolecraft data import`` exits non-zero for
+  either unless ``--allow-partial``.
 
 Ids come from :func:`schema.stable_id` and splits from :func:`schema.assign_split`, so a
 rerun on the same input writes byte-identical files.
@@ -156,9 +162,45 @@ class _Files:
     general: list[tuple[int, int, Path]] | None = None
 
 
+ROLE_NAMES = {"desc": "profile", "script": "script", "specific": "specific QA", "general": "general answers"}
+_RP_NUMBER = re.compile(r"rp(\d+)(?:-(\d+))?", re.I)
+_UNNUMBERED = 1000  # general files whose name gives no rp number come after the numbered ones
+
+
+def _content_role(path: Path, reader: LenientReader) -> str | None:
+    """What the file holds, judged by its content: ``desc`` (``key：value`` text), ``script``
+    (rows with role + content), ``general`` (rows with role + instruction + generated) or
+    ``specific`` (instruction + generated, no role); None when unreadable or none of these."""
+    text = reader.peek_text(path)
+    if text is None:
+        return None
+    head = text.lstrip()[:1]
+    if head not in ("[", "{"):
+        return "desc" if _PROFILE_KEY.match(text.strip().split("\n", 1)[0] or " ") else None
+    recs = reader.peek(path)
+    if not recs:
+        return None
+    keys: set[str] = set()
+    for _, rec in recs[:50]:
+        if isinstance(rec, dict):
+            keys.update(rec)
+    if "instruction" in keys and "generated" in keys:
+        return "general" if "role" in keys else "specific"
+    if "role" in keys and "content" in keys:
+        return "script"
+    return None
+
+
 def _classify(folder: Path, reader: LenientReader) -> _Files:
+    """Each file's part, by its content with the name as a hint.
+
+    A name that matches a known pattern decides between the two Q&A shapes (specific and
+    general rows differ only in a ``role`` field); content overrides a name that says a
+    different shape (a script named as Q&A ...) and places a file whose name matches nothing.
+    """
     name = folder.name
     files = _Files(general=[])
+    unnumbered = 0
     for p in sorted(folder.iterdir()):
         if not p.is_file() or p.name.startswith("."):
             continue
@@ -168,24 +210,44 @@ def _classify(folder: Path, reader: LenientReader) -> _Files:
             m = pattern.match(fname)
             if m:
                 break
-        if not m:
-            reader.note(p, None, "unknown_file", "file name matches no RoleInstruct v1 pattern; ignored")
-            continue
-        gd = m.groupdict()
-        quirks = []
-        if gd["prefix"] != name:
-            quirks.append(f"name prefix {gd['prefix']!r} differs from the folder {name!r}")
-        if not gd["us"] and gd["prefix"]:
-            quirks.append(f"no underscore after {gd['prefix']!r}")
-        if gd.get("dots") and len(gd["dots"]) > 1:
-            quirks.append(f"{len(gd['dots'])} dots before the extension")
-        if role == "general" and gd["b"]:
-            quirks.append(f"one file for answer rounds rp{gd['a']}-rp{gd['b']}")
-        if quirks:
-            reader.note(p, None, "file_name", "file name variant (" + "; ".join(quirks) + "); read anyway")
+        content = _content_role(p, reader)
+        qa = {"specific", "general"}
+        if m and content is not None and content != role and not (role in qa and content in qa):
+            reader.note(p, None, "file_role", f"named as the {ROLE_NAMES[role]} but holds the "
+                                              f"{ROLE_NAMES[content]} (judged by its content); read as the {ROLE_NAMES[content]}")
+            m, role = None, content
+        elif not m:
+            if content is None:
+                reader.note(p, None, "unknown_file", "neither its name nor its content is a RoleInstruct v1 file "
+                                                     "(profile, script, specific QA, general answers); ignored")
+                continue
+            role = content
+            reader.note(p, None, "file_name", f"file name matches no RoleInstruct v1 pattern; read as the "
+                                              f"{ROLE_NAMES[role]} (judged by its content)")
+        if m:
+            gd = m.groupdict()
+            quirks = []
+            if gd["prefix"] != name:
+                quirks.append(f"name prefix {gd['prefix']!r} differs from the folder {name!r}")
+            if not gd["us"] and gd["prefix"]:
+                quirks.append(f"no underscore after {gd['prefix']!r}")
+            if gd.get("dots") and len(gd["dots"]) > 1:
+                quirks.append(f"{len(gd['dots'])} dots before the extension")
+            if role == "general" and gd["b"]:
+                quirks.append(f"one file for answer rounds rp{gd['a']}-rp{gd['b']}")
+            if quirks:
+                reader.note(p, None, "file_name", "file name variant (" + "; ".join(quirks) + "); read anyway")
         if role == "general":
-            a = int(gd["a"])
-            files.general.append((a, int(gd["b"] or a), p))
+            if m:
+                a, b = int(m.group("a")), int(m.group("b") or m.group("a"))
+            else:
+                rp = _RP_NUMBER.search(fname)
+                if rp:
+                    a, b = int(rp.group(1)), int(rp.group(2) or rp.group(1))
+                else:
+                    unnumbered += 1
+                    a = b = _UNNUMBERED + unnumbered
+            files.general.append((a, b, p))
             continue
         current = getattr(files, role)
         if current is not None:
@@ -465,27 +527,31 @@ class _CharacterImport:
 
     # -- all -----------------------------------------------------------------------
     def run(self) -> tuple[Character, list[Utterance], list[Sample]] | None:
+        """Every part that is there; a missing or unreadable part is reported (``character_partial``).
+        Without a profile the character gets ``{名字: folder name}``; with no script and no
+        Q&A at all it is skipped (``character_skipped``)."""
         files = _classify(self.folder, self.reader)
-        needed = {"profile (<name>_desc.txt)": files.desc, "script (<name>_scriopt.jsonl)": files.script,
-                  "specific QA (<name>_specific_QA.json)": files.specific}
-        missing = [what for what, p in needed.items() if p is None]
-        if not files.general:
-            missing.append("general answers (<name>_general_rp1.jsonl ...)")
-        if missing:
+        profile = self.profile(files.desc) if files.desc is not None else None
+        script = self.script(files.script) if files.script is not None else None
+        specific = self.specific(files.specific) if files.specific is not None else None
+        general = self.general(files.general) if files.general else None
+        lacking = []
+        for what, path, got in (("profile (<name>_desc.txt)", files.desc, profile),
+                                ("script (<name>_scriopt.jsonl)", files.script, script),
+                                ("specific QA (<name>_specific_QA.json)", files.specific, specific),
+                                ("general answers (<name>_general_rp1.jsonl ...)", files.general or None, general)):
+            if got is None:
+                lacking.append(("missing " if path is None else "unreadable ") + what)
+        if script is None and specific is None and general is None:
             self.note(self.folder, None, "character_skipped",
-                      f"character {self.name!r} skipped: missing {', '.join(missing)}")
+                      f"character {self.name!r} skipped: no script and no Q&A could be read ({'; '.join(lacking)})")
             return None
-        profile = self.profile(files.desc)
-        script = self.script(files.script)
-        specific = self.specific(files.specific)
-        general = self.general(files.general)
-        bad = [what for what, got in (("profile", profile), ("script", script),
-                                      ("specific QA", specific), ("general rp files", general)) if got is None]
-        if bad:
-            self.note(self.folder, None, "character_skipped",
-                      f"character {self.name!r} skipped: unreadable {', '.join(bad)}")
-            return None
-        return Character(name=self.name, profile=profile), script, specific + general
+        if lacking:
+            self.note(self.folder, None, "character_partial",
+                      f"character {self.name!r} imported without its {'; '.join(lacking)}")
+        if profile is None:
+            profile = {"名字": self.name}
+        return Character(name=self.name, profile=profile), script or [], (specific or []) + (general or [])
 
 
 def import_roleinstruct_v1(src: str | Path) -> tuple[RoleInstruct, list[Defect]]:

@@ -26,6 +26,7 @@ from rolecraft.evaluation.human.rubric import (
     SCORE_MIN,
     HumanEvalError,
 )
+from rolecraft.errors import RolecraftError
 from rolecraft.stats import bootstrap_mean_ci, krippendorff_alpha
 
 
@@ -64,7 +65,13 @@ def _decode(path: Path) -> str:
         try:
             return data.decode("gb18030")
         except UnicodeDecodeError:
-            raise HumanEvalError(f"{path}: not UTF-8 text; save the sheet as \"CSV UTF-8 (comma delimited)\"") from None
+            from rolecraft.fileio import decode
+
+            try:
+                decode(data, path)
+            except RolecraftError as e:  # FILE:LINE: not UTF-8 (byte ..)
+                raise HumanEvalError(f"{e}; save the sheet as \"CSV UTF-8 (comma delimited)\"") from None
+            raise
 
 
 _REQUIRED = ("item_id", "answer_id", *CRITERIA)

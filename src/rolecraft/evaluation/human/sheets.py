@@ -113,11 +113,9 @@ def _check_options(answers: Sequence[str], out: Path, n: int, annotators: int, k
         p_abs = p.resolve()
         if p_abs == out_abs or out_abs in p_abs.parents:
             raise HumanEvalError(f"--out {out}: holds the answers of {m} ({p}); write the sheets to another directory")
-    if out.exists() and not out.is_dir():
-        raise HumanEvalError(f"--out {out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise HumanEvalError(f"--out {out}: directory is not empty (an earlier export, maybe with filled sheets); "
-                             f"choose a new directory or pass --force to replace it")
+    from rolecraft.fileio import check_output_dir
+
+    check_output_dir(out, force=force, inputs=[p for _, p in specs])
     return specs
 
 
@@ -216,7 +214,8 @@ def export(answers: Sequence[str], out: Path, n: int = 50, annotators: int = 3, 
         "answers": answer_map,
         "orders": orders,
     }
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, force=force, inputs=[p for _, p in specs] + ([profiles] if profiles else []),
+                    writer="rolecraft human export") as tmp:
         for s, sheet_order in orders.items():
             with atomic_path(tmp / f"{s}.csv") as path, open(path, "w", encoding="utf-8-sig", newline="") as f:
                 w = csv.writer(f)
