@@ -224,11 +224,12 @@ def _report(cfg, engine, stages, produced, skipped, failures, out, journal_path,
 
 @hydra.main(config_path=config_dir(), config_name="construct", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
-    from rolecraft.config_checks import one_line, scrub_hydra_records
+    from rolecraft.config_checks import check_construct, one_line, scrub_hydra_records
     from rolecraft.errors import RolecraftError
 
     scrub_hydra_records()  # Hydra recorded the command line before this task started
     try:
+        check_construct(cfg)  # every value range-checked before anything heavy loads
         report = run(cfg)
     except RolecraftError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
