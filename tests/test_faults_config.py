@@ -249,7 +249,8 @@ def test_redact_url_strips_credentials_and_keeps_the_rest():
         "llm": {"base_url": "http://***@h/v1", "api_key_env": "***", "n": 3}}
     assert redact_override(f"llm.base_url=http://u:{s}@h/v1") == "llm.base_url=http://***@h/v1"
     assert redact_override("llm.api_key_env=" + _fake_keys(2)[0]) == "llm.api_key_env=***"
-    assert redact_override("llm.api_key_env=OPENAI_API_KEY") == "llm.api_key_env=OPENAI_API_KEY"
+    for kept in ("llm.api_key_env=OPENAI_API_KEY", "llm.api_key_env=''", "llm.api_key_env=null"):
+        assert redact_override(kept) == kept
 
 
 def _files_holding(root: Path, secret: str) -> list[str]:

@@ -59,6 +59,8 @@ def looks_like_key(value) -> bool:
     if value is None or value == "":
         return False
     v = str(value).strip().strip("'\"")
+    if not v or v == "null":
+        return False
     if not ENV_NAME.match(v) or _KEY_PREFIX.match(v):
         return True
     # a long run of mixed letters and digits without word separators: a key, not a variable's name
