@@ -161,9 +161,12 @@ class Session:
 
 @hydra.main(config_path=config_dir(), config_name="chat", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
+    from rolecraft.config_checks import check_chat, one_line, scrub_hydra_records
     from rolecraft.errors import RolecraftError
 
+    scrub_hydra_records()  # Hydra recorded the command line before this task started (if output_subdir is set)
     try:
+        check_chat(cfg)  # every value range-checked before anything heavy loads
         session = Session(cfg)
         if getattr(session.engine, "device", None) is not None:
             import torch
@@ -171,7 +174,7 @@ def _hydra_main(cfg: DictConfig) -> None:
             torch.manual_seed(cfg.seed)  # sampling is reproducible per session
         session.loop(sys.stdin, sys.stdout)
     except RolecraftError as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print(file=sys.stderr)
@@ -180,6 +183,9 @@ def _hydra_main(cfg: DictConfig) -> None:
 def main() -> None:
     from rolecraft.paths import quote_non_ascii_overrides
 
+    from rolecraft.config_checks import refuse_secret_command_line
+
+    refuse_secret_command_line(sys.argv[1:])  # before Hydra writes the command line to .hydra/
     sys.argv[1:] = quote_non_ascii_overrides(sys.argv[1:])
     _hydra_main()
 

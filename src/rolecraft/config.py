@@ -7,15 +7,146 @@ when the config is composed (before any model loads). Import cost: omegaconf/hyd
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, List, Optional
 
+import yaml
 from hydra.core.config_store import ConfigStore
+
+
+# ---- closed sets of choices ------------------------------------------------------------------
+# A field typed with one of these rejects any other value when the config is composed, listing the
+# allowed ones (Hydra exits 1 before anything loads). Member names are the spellings used in the YAML
+# files and on the command line; being str subclasses, members compare, hash, format and
+# JSON-encode as those strings, so code reading the config sees plain strings.
+
+
+class Choice(StrEnum):
+    def __repr__(self) -> str:  # messages that quote a value show 'cosine', not <Scheduler.cosine: ...>
+        return repr(self.value)
+
+
+# yaml.safe_dump (prompt.yaml, sweep files) writes a choice as its string
+yaml.SafeDumper.add_multi_representer(Choice, lambda dumper, v: dumper.represent_str(v.value))
+
+
+class Mix(Choice):
+    general = "general"
+    specific = "specific"
+    hybrid = "hybrid"
+
+
+class RetrievalBackend(Choice):
+    none = "none"
+    lexical = "lexical"
+    bge = "bge"
+    openai = "openai"
+
+
+class PassageSource(Choice):
+    script = "script"
+    profile = "profile"
+
+
+class Dtype(Choice):
+    auto = "auto"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+class LoraBias(Choice):
+    none = "none"
+    all = "all"
+    lora_only = "lora_only"
+
+
+class Scheduler(Choice):
+    constant = "constant"
+    linear = "linear"
+    cosine = "cosine"
+
+
+class CompileMode(Choice):
+    none = "none"
+    layers = "layers"
+
+
+class RougeTokenizer(Choice):
+    jieba = "jieba"
+    char = "char"
+
+
+class RougeStat(Choice):
+    f = "f"
+    r = "r"
+    p = "p"
+
+
+class References(Choice):
+    max = "max"
+    first = "first"
+
+
+class Postprocess(Choice):
+    none = "none"
+    strip_punct = "strip_punct"
+
+
+class LoggerName(Choice):
+    csv = "csv"
+    wandb = "wandb"
+    none = "none"
+
+
+class Benchmark(Choice):
+    roleinstruct = "roleinstruct"
+    rolebench_zh = "rolebench_zh"
+    belle = "belle"
+    jsonl = "jsonl"
+
+
+class Kind(Choice):
+    raw = "raw"
+    general = "general"
+    specific = "specific"
+
+
+class AnswersSource(Choice):
+    run = "run"
+    model = "model"
+    openai = "openai"
+    predictions = "predictions"
+
+
+class PredictionsFormat(Choice):
+    auto = "auto"
+    rolecraft = "rolecraft"
+    rolebench = "rolebench"
+
+
+class RpcsBackend(Choice):
+    none = "none"
+    openai = "openai"
+    local = "local"
+
+
+class JudgeMode(Choice):
+    none = "none"
+    rank = "rank"
+    pointwise = "pointwise"
+
+
+class ChatSource(Choice):
+    run = "run"
+    model = "model"
+    openai = "openai"
 
 
 @dataclass
 class DataConfig:
     # which instruction samples train: general | specific | hybrid (the paper's Table 6 ablation)
-    mix: str = "hybrid"
+    mix: Mix = Mix.hybrid
     # a canonical RoleInstruct directory, or "embedded:demo" (the demo data shipped in the package)
     root: str = "embedded:demo"
     # hybrid only: share of specific samples in the training mix; null keeps every sample of both kinds
@@ -66,12 +197,12 @@ class RetrievalConfig:
     become the prompt's exemplars, at training and at inference."""
 
     # none (evenly spread exemplars) | lexical (BM25, offline) | bge (sentence-transformers) | openai
-    backend: str = "none"
+    backend: RetrievalBackend = RetrievalBackend.none
     # passages per question, and the most characters they may take together
     k: int = 6
     budget: int = 600
     # what is indexed per character: its script lines and/or its profile facts
-    sources: List[str] = field(default_factory=lambda: ["script", "profile"])
+    sources: List[PassageSource] = field(default_factory=lambda: [PassageSource.script, PassageSource.profile])
     # bge: a sentence-transformers model path or id; openai: the embedding model name
     model: str = "BAAI/bge-large-zh-v1.5"
     # bge: prefix of queries (null = BGE's own for bge-*-zh-v1.5 models, none otherwise)
@@ -103,7 +234,7 @@ class ModelConfig:
     name_or_path: str = "embedded:tiny"
     trust_remote_code: bool = False
     # auto | float32 | bfloat16 | float16
-    dtype: str = "float32"
+    dtype: Dtype = Dtype.float32
     # LoRA target modules for this architecture (lora.target_modules overrides)
     lora_targets: List[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
     # a Jinja chat template replacing the tokenizer's own (null = the tokenizer's template)
@@ -123,7 +254,7 @@ class LoraConfig:
     dropout: float = 0.1
     # null = the model preset's lora_targets
     target_modules: Optional[List[str]] = None
-    bias: str = "none"
+    bias: LoraBias = LoraBias.none
 
 
 @dataclass
@@ -136,7 +267,7 @@ class OptimConfig:
     batch_size: int = 4
     micro_batch_size: int = 2
     # constant | linear | cosine (after warmup)
-    scheduler: str = "constant"
+    scheduler: Scheduler = Scheduler.constant
     warmup_steps: int = 0
     gradient_clip_val: float = 1.0
 
@@ -164,7 +295,7 @@ class TrainerConfig:
     # logits_to_keep; same loss); models without logits_to_keep fall back to full logits
     label_logits_only: bool = True
     # speed (GPU): none | layers (torch.compile each decoder layer in place; the first steps compile)
-    compile: str = "none"
+    compile: CompileMode = CompileMode.none
 
 
 @dataclass
@@ -189,13 +320,13 @@ class GenerationConfig:
 @dataclass
 class RougeConfig:
     # jieba | char
-    tokenizer: str = "jieba"
+    tokenizer: RougeTokenizer = RougeTokenizer.jieba
     # f | r | p
-    stat: str = "f"
+    stat: RougeStat = RougeStat.f
     # max | first
-    references: str = "max"
+    references: References = References.max
     # none | strip_punct
-    postprocess: str = "none"
+    postprocess: Postprocess = Postprocess.none
 
 
 @dataclass
@@ -222,7 +353,7 @@ class WandbConfig:
 @dataclass
 class LoggerConfig:
     # csv | wandb | none
-    name: str = "csv"
+    name: LoggerName = LoggerName.csv
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
@@ -258,7 +389,7 @@ class TrainConfig:
 @dataclass
 class BenchmarkConfig:
     # roleinstruct | rolebench_zh | belle | jsonl
-    name: str = "roleinstruct"
+    name: Benchmark = Benchmark.roleinstruct
     # roleinstruct: a canonical dataset dir or embedded:demo; rolebench_zh: the dir holding general/ and
     # role_specific/; belle: eval_set.json (or its dir); jsonl: a JSONL file of canonical samples
     root: Optional[str] = "embedded:demo"
@@ -267,19 +398,19 @@ class BenchmarkConfig:
     # at most this many items per kind (raw/general/specific), for quick runs; null = all
     max_samples: Optional[int] = None
     # kinds to keep (empty = every kind the benchmark has)
-    kinds: List[str] = field(default_factory=list)
+    kinds: List[Kind] = field(default_factory=list)
 
 
 @dataclass
 class AnswersConfig:
     # run | model | openai | predictions
-    source: str = "run"
+    source: AnswersSource = AnswersSource.run
     # the model's name in metrics, tables and the judge (null = derived from the source)
     name: Optional[str] = None
     # run: a train.py run directory; predictions: a predictions file
     path: Optional[str] = None
     # predictions: auto | rolecraft | rolebench
-    format: str = "auto"
+    format: PredictionsFormat = PredictionsFormat.auto
     # predictions: benchmark items with no prediction are an error unless this is true (they then score 0)
     allow_missing: bool = False
     # model/run: prompts per generation batch; prompts longer than max_source_length tokens are cut
@@ -294,13 +425,13 @@ class AnswersConfig:
 @dataclass
 class RpcsConfig:
     # none | openai | local  (RPCS: cosine similarity of answer and reference embeddings)
-    backend: str = "none"
+    backend: RpcsBackend = RpcsBackend.none
     # openai: embedding model name (the paper: text-embedding-ada-002); local: a sentence-transformers
     # model directory or hub id (e.g. BAAI/bge-large-zh-v1.5)
     model: str = "text-embedding-ada-002"
     batch_size: int = 64
     # max | first: which reference(s) an answer is compared with
-    references: str = "max"
+    references: References = References.max
     # local: cpu | cuda | null (auto)
     device: Optional[str] = None
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
@@ -309,7 +440,7 @@ class RpcsConfig:
 @dataclass
 class JudgeConfig:
     # none | rank | pointwise
-    mode: str = "none"
+    mode: JudgeMode = JudgeMode.none
     model: str = "gpt-4"
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
     # the other models ranked against this run's answers: evaluation run dirs or predictions files,
@@ -434,6 +565,8 @@ class ConstructSection:
     # an answer that fails validation is re-asked (with the reason) up to this many tries in total
     max_attempts: int = 3
     progress: bool = True
+    # write construct.out even when it is an existing non-empty directory that this tool did not write
+    force: bool = False
     annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     qa: QaConfig = field(default_factory=QaConfig)
@@ -467,7 +600,7 @@ class ChatGenerationConfig(GenerationConfig):
 @dataclass
 class ChatConfig:
     # who answers: run (a train.py run directory) | model (a base model preset, zero-shot) | openai
-    source: str = "run"
+    source: ChatSource = ChatSource.run
     # source=run: the run directory (its adapter, base model, data, emotions and retrieval settings)
     run: Optional[str] = None
     # the character to play (null = the first of the dataset); /character NAME switches

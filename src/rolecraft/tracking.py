@@ -29,13 +29,12 @@ def hydra_record() -> dict:
 def run_config(cfg) -> dict:
     from omegaconf import OmegaConf
 
-    from rolecraft.rundir import SECRET_KEY, redact
+    from rolecraft.rundir import redact, redact_override
 
-    out = redact(OmegaConf.to_container(cfg, resolve=True))
+    out = redact(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     rec = hydra_record()
     if rec.get("overrides"):  # a secret typed on the command line stays out too
-        rec["overrides"] = [o.split("=", 1)[0] + "=***" if SECRET_KEY.search(o.split("=", 1)[0].split(".")[-1])
-                            else o for o in rec["overrides"]]
+        rec["overrides"] = [redact_override(o) for o in rec["overrides"]]
     out["_hydra"] = rec
     return out
 

@@ -19,14 +19,17 @@ _schema.register("train_schema")  # only ours: see config.register
 
 @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> float | None:
+    from rolecraft.config_checks import check_train, one_line, scrub_hydra_records
     from rolecraft.errors import RolecraftError
 
+    scrub_hydra_records()  # Hydra recorded the command line before this task started
     try:
+        check_train(cfg)  # every value range-checked before anything heavy loads
         from rolecraft.training.run import run
 
         metrics = run(cfg)
     except RolecraftError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(2)
     # a number for Hydra sweepers (e.g. Optuna) to optimise
     return None if metrics is None else metrics.get("test/rouge_l/avg")
@@ -35,6 +38,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 def main() -> None:
     from rolecraft.paths import quote_non_ascii_overrides
 
+    from rolecraft.config_checks import refuse_secret_command_line
+
+    refuse_secret_command_line(sys.argv[1:])  # before Hydra writes the command line to .hydra/
     sys.argv[1:] = quote_non_ascii_overrides(sys.argv[1:])
     _hydra_main()
 

@@ -113,6 +113,9 @@ def run(cfg: DictConfig) -> dict:
     from rolecraft.data import resolve_data_root, schema
     from rolecraft.fileio import write_json
 
+    from rolecraft.config_checks import check_construct
+
+    check_construct(cfg)  # every value range-checked before anything is read or sent
     c = cfg.construct
     stages = stages_of(cfg.stage)
     _check_limits(cfg)
@@ -151,7 +154,7 @@ def run(cfg: DictConfig) -> dict:
         raise
     finally:
         journal.close()
-    schema.save(ds, out)
+    _save_dataset(ds, out, force=bool(c.get("force", False)))
     schema.load(out)  # what we wrote must read back as a valid dataset
 
     report = _report(cfg, engine, stages, produced, skipped, failures, out, journal_path, params, price)
@@ -170,11 +173,31 @@ def run(cfg: DictConfig) -> dict:
           f"{format_usd(report['cost_saved_usd'])}")
     print(f"wrote {out}")
     print(f"report {report_path}")
-    if failures:
-        print(f"warning: {len(failures)} task(s) failed and changed nothing (listed in the report). Endpoint "
-              f"failures are retried by a rerun; for answers that stayed invalid, raise construct.max_attempts "
-              f"(the journal replays the earlier tries for free)", file=sys.stderr)
     return report
+
+
+def _save_dataset(ds, out: Path, force: bool) -> None:
+    """schema.save, with ``force`` (construct.force) where this version's save takes it: a newer
+    fileio.atomic_dir refuses an existing non-empty directory it did not write unless forced."""
+    import inspect
+
+    from rolecraft.data import schema
+
+    kwargs = {"force": force} if "force" in inspect.signature(schema.save).parameters else {}
+    schema.save(ds, out, **kwargs)
+
+
+def failure_summary(report: dict, report_path: Path | str = "the report") -> str | None:
+    """One line when any task failed (None when every task succeeded): construct.py then exits 2."""
+    failures = report.get("failures") or []
+    if not failures or report.get("dry_run"):
+        return None
+    tasks = sum(v.get("tasks", 0) for v in report.get("stages", {}).values())
+    endpoint = sum(str(f.get("error", "")).startswith("endpoint:") for f in failures)
+    return (f"{len(failures)} of {tasks} task(s) failed ({endpoint} endpoint error(s), {len(failures) - endpoint} "
+            f"answer(s) still invalid) and changed nothing; they are listed in {report_path}. "
+            f"Rerun the same command to retry them (answers already received are replayed from the journal for free); "
+            f"for invalid answers raise construct.max_attempts")
 
 
 def _report(cfg, engine, stages, produced, skipped, failures, out, journal_path, params, price, aborted=None) -> dict:
@@ -194,23 +217,35 @@ def _report(cfg, engine, stages, produced, skipped, failures, out, journal_path,
     }
     if aborted is not None:
         report["aborted"] = " ".join(aborted.split())
-    return report
+    from rolecraft.rundir import redact
+
+    return redact(report)  # no credentials of a URL (an endpoint's error message) in the report
 
 
 @hydra.main(config_path=config_dir(), config_name="construct", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
+    from rolecraft.config_checks import check_construct, one_line, scrub_hydra_records
     from rolecraft.errors import RolecraftError
 
+    scrub_hydra_records()  # Hydra recorded the command line before this task started
     try:
-        run(cfg)
+        check_construct(cfg)  # every value range-checked before anything heavy loads
+        report = run(cfg)
     except RolecraftError as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        sys.exit(2)
+    summary = failure_summary(report, Path(cfg.paths.output_dir) / "construct_report.json")
+    if summary:  # the dataset and the report are written; the exit status says work was lost
+        print(f"error: {one_line(summary)}", file=sys.stderr)
         sys.exit(2)
 
 
 def main() -> None:
     from rolecraft.paths import quote_non_ascii_overrides
 
+    from rolecraft.config_checks import refuse_secret_command_line
+
+    refuse_secret_command_line(sys.argv[1:])  # before Hydra writes the command line to .hydra/
     sys.argv[1:] = quote_non_ascii_overrides(sys.argv[1:])
     _hydra_main()
 

@@ -19,6 +19,7 @@ log = logging.getLogger("rolecraft")
 
 
 def run(cfg) -> dict:
+    from rolecraft.config_checks import check_evaluate; check_evaluate(cfg)  # noqa: E702 - values range-checked first
     t0 = time.perf_counter()
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)

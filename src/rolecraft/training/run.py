@@ -34,6 +34,7 @@ def _quiet_known_warnings() -> None:
 
 
 def run(cfg) -> dict | None:
+    from rolecraft.config_checks import check_train; check_train(cfg)  # noqa: E702 - values range-checked first
     t_start = time.perf_counter()
     _quiet_known_warnings()
     out = Path(cfg.paths.output_dir)
