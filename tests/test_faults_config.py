@@ -370,3 +370,23 @@ def test_train_scrubs_url_credentials_from_hydras_records_before_refusing(tmp_pa
     recorded = (run / ".hydra" / "overrides.yaml").read_text()
     assert "https://h.example/v1?key=***" in recorded and secret not in recorded, recorded
     assert not _files_holding(run, secret)
+
+
+def test_construct_out_at_a_users_folder_is_refused_before_anything_is_paid(dead_port, tmp_path):
+    """construct.out naming a folder RoleCraft did not write: refused up front (no request is even
+    tried, so a dead endpoint is never reached), the folder untouched; construct.force=true does not
+    help either, since the folder carries no RoleCraft marker."""
+    users = tmp_path / "mine"
+    users.mkdir()
+    (users / "notes.txt").write_text("keep me", encoding="utf-8")
+    for extra in ([], ["construct.force=true"]):
+        run = tmp_path / f"run{len(extra)}"
+        r = _cli("construct.py", [*_construct_args(tmp_path / "j.sqlite"), f"llm.base_url=http://127.0.0.1:{dead_port}/v1",
+                                  f"construct.out={users}", *extra], tmp_path / "cache", run)
+        lines = _own_lines(r.stderr)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, lines[-5:]
+        assert lines[-1].startswith(f"error: construct.out {users}: "), lines[-3:]
+        assert ("pass construct.force=true" if not extra else "even construct.force=true will not") in lines[-1]
+        assert not (run / "construct_report.json").exists()  # nothing was attempted
+        assert sorted(p.name for p in users.iterdir()) == ["notes.txt"]
+        assert (users / "notes.txt").read_text(encoding="utf-8") == "keep me"

@@ -119,12 +119,14 @@ def check_output_dir(path: str | os.PathLike, *, force: bool = False, inputs: Se
         raise OutputError(f"{what} {path}: exists and is not a directory; choose a new directory")
     if not any(path.iterdir()):
         return path
+    # a command-line flag (--out) is forced with --force, a config key (construct.out) with its sibling
+    force_hint = "--force" if what.startswith("-") else f"{what.rsplit('.', 1)[0]}.force=true"
     if not force:
-        raise OutputError(f"{what} {path}: exists and is not empty; choose a new directory, or pass --force to "
-                          f"replace an output RoleCraft wrote earlier")
+        raise OutputError(f"{what} {path}: exists and is not empty; choose a new directory, or pass {force_hint} "
+                          f"to replace an output RoleCraft wrote earlier")
     if not (path / OUTPUT_MARKER).is_file():
-        raise OutputError(f"{what} {path}: not written by RoleCraft (no {OUTPUT_MARKER} file), so even --force "
-                          f"will not replace it; choose a new directory or remove it yourself")
+        raise OutputError(f"{what} {path}: not written by RoleCraft (no {OUTPUT_MARKER} file), so even "
+                          f"{force_hint} will not replace it; choose a new directory or remove it yourself")
     return path
 
 

@@ -123,6 +123,10 @@ def run(cfg: DictConfig) -> dict:
     ds = schema.load(resolve_data_root(c.input))
     run_dir = Path(cfg.paths.output_dir)
     out = Path(c.out).expanduser() if c.out else run_dir / "dataset"
+    if not c.dry_run:  # a bad construct.out fails here, before anything is paid
+        from rolecraft.fileio import check_output_dir
+
+        check_output_dir(out, force=bool(c.force), inputs=[ds.root], what="construct.out")
     journal_path = Path(c.journal).expanduser() if c.journal else Path(cfg.paths.cache_dir).expanduser() / "construct_journal.sqlite"
     params = request_params(cfg.llm)
     ctx = Context(c, cfg.llm.model, params, cfg.seed, _characters(ds, list(c.characters)))
@@ -154,7 +158,7 @@ def run(cfg: DictConfig) -> dict:
         raise
     finally:
         journal.close()
-    _save_dataset(ds, out, force=bool(c.get("force", False)))
+    schema.save(ds, out, force=bool(c.force), writer="construct.py", what="construct.out")
     schema.load(out)  # what we wrote must read back as a valid dataset
 
     report = _report(cfg, engine, stages, produced, skipped, failures, out, journal_path, params, price)
@@ -174,17 +178,6 @@ def run(cfg: DictConfig) -> dict:
     print(f"wrote {out}")
     print(f"report {report_path}")
     return report
-
-
-def _save_dataset(ds, out: Path, force: bool) -> None:
-    """schema.save, with ``force`` (construct.force) where this version's save takes it: a newer
-    fileio.atomic_dir refuses an existing non-empty directory it did not write unless forced."""
-    import inspect
-
-    from rolecraft.data import schema
-
-    kwargs = {"force": force} if "force" in inspect.signature(schema.save).parameters else {}
-    schema.save(ds, out, **kwargs)
 
 
 def failure_summary(report: dict, report_path: Path | str = "the report") -> str | None:
