@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, cli_env, run_train
+from conftest import REPO, cli_env
 
 pytestmark = pytest.mark.fault
 
@@ -345,10 +345,12 @@ def test_killing_run_local_kills_its_child_and_the_rerun_writes_each_point_once(
     runs = tmp_path / "runs"
     env = cli_env(cache_dir)
     cmd = [sys.executable, "-m", "rolecraft.cli", "sweep", "run-local", str(sweep), "--runs-dir", str(runs)]
-    for sig in (signal.SIGKILL, signal.SIGTERM):
+    for sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
         log = open(tmp_path / f"run-{sig.name}.log", "w")
+        kids: list[int] = []
         started = time.time()
-        p = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        p = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                             preexec_fn=_default_sigint)  # even when pytest runs with SIGINT ignored
         try:
             # the child is training once a step checkpoint of its own is on disk (not the killed run's)
             assert _wait_for(lambda: _new_checkpoints(runs, started) or p.poll() is not None,
@@ -364,11 +366,15 @@ def test_killing_run_local_kills_its_child_and_the_rerun_writes_each_point_once(
         finally:
             if p.poll() is None:
                 p.kill()
+            for k in kids:  # never leave an orphan behind a failed test
+                if _alive(k):
+                    os.kill(k, signal.SIGKILL)
             log.close()
         out = (tmp_path / f"run-{sig.name}.log").read_text()
         assert "Traceback" not in out, out[-3000:]
-        if sig == signal.SIGTERM:
-            assert "stopped by SIGTERM" in out
+        if sig != signal.SIGKILL:  # the runner said what happened and how to go on
+            assert ("stopped by SIGTERM" if sig == signal.SIGTERM else "interrupted:") in out, out[-3000:]
+            assert "rerun the same command" in out
         assert not list(runs.glob("kill/*/metrics.json"))  # killed mid-training: not finished
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -379,6 +385,10 @@ def test_killing_run_local_kills_its_child_and_the_rerun_writes_each_point_once(
     steps = [row["step"] for row in _csv_rows(point / "logs" / "metrics.csv") if row.get("train/loss")]
     assert steps and len(steps) == len(set(steps)), steps  # each training step logged once
     assert json.loads((point / "metrics.json").read_text())["train/steps"] == 60
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Python then installs its KeyboardInterrupt handler
 
 
 def _new_checkpoints(runs: Path, since: float) -> list[Path]:
