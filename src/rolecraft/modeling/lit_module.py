@@ -99,8 +99,7 @@ class RolePlayModule(L.LightningModule):
             self.manual_backward(loss_sum * (scale if k < real else 0.0))
             if k < real:
                 total += loss_sum.detach()
-        self._clip_gradients(opt)
-        opt.step()
+        opt.step()  # clips in on_before_optimizer_step: after the AMP unscale, before the update
         opt.zero_grad(set_to_none=True)
         sched.step()
         loss = total / n_local.clamp(min=1.0)
@@ -109,6 +108,12 @@ class RolePlayModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(batch["micro"]))
         self.log("train/lr", sched.get_last_lr()[0], on_step=True, on_epoch=False)
         return loss
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # Lightning's precision plugin calls this inside opt.step(): under precision=16-mixed after
+        # the GradScaler has unscaled the gradients (so the bound applies to true gradients, not to
+        # gradients times the loss scale), and for every other precision just before the update.
+        self._clip_gradients(optimizer)
 
     def _clip_gradients(self, opt) -> None:
         """Clip by the global L2 norm of the trainable gradients.

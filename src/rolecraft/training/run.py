@@ -18,6 +18,8 @@ from rolecraft.errors import ConfigError
 
 log = logging.getLogger("rolecraft")
 
+RUN_LOCK = ".rolecraft.lock"  # in the run directory, held by the run writing it
+
 
 def _rank_zero() -> bool:
     return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
@@ -34,11 +36,36 @@ def _quiet_known_warnings() -> None:
 
 
 def run(cfg) -> dict | None:
-    from rolecraft.config_checks import check_train; check_train(cfg)  # noqa: E702 - values range-checked first
-    t_start = time.perf_counter()
-    _quiet_known_warnings()
+    from rolecraft.config_checks import check_train
+
+    check_train(cfg)  # values range-checked before anything is written or loaded
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    lock = _hold_run_lock(out) if _rank_zero() else None
+    try:
+        return _run(cfg, out)
+    finally:
+        if lock is not None:
+            lock.release(force=True)
+
+
+def _hold_run_lock(out: Path):
+    """The run directory's lock, held while this run writes there: `sweep run-local` never clears
+    a directory whose lock is held, and a second run into the same directory stops here."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(out / RUN_LOCK))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ConfigError(f"{out}: another run is writing this directory (it holds {RUN_LOCK}); wait for it to end "
+                          "or choose another hydra.run.dir") from None
+    return lock
+
+
+def _run(cfg, out: Path) -> dict | None:
+    t_start = time.perf_counter()
+    _quiet_known_warnings()
 
     # -- data (pure Python, fails fast on bad input before torch loads) ----------------------
     from rolecraft.data import resolve_data_root
@@ -50,12 +77,17 @@ def run(cfg) -> dict | None:
     from rolecraft.training.trainer import check_strategy
 
     check_strategy(cfg.trainer)
+    from rolecraft.training.checkpoints import validate_checkpoint
+
+    validate_checkpoint(cfg.ckpt_path)  # a bad checkpoint is named now, not after the model has loaded
     ds = schema.load(resolve_data_root(cfg.data.root))
     train = training_samples(ds, cfg.data.mix, "train", cfg.data.specific_ratio, cfg.data.train_on_raw,
                              cfg.data.max_train_samples, seed=cfg.seed)
     val = training_samples(ds, cfg.data.mix, "val", None, cfg.data.train_on_raw, seed=cfg.seed)
     if not train:
         raise ConfigError(f"data.mix={cfg.data.mix}: no training samples in {cfg.data.root}")
+    if cfg.eval.enabled:
+        _check_eval_split(cfg, ds)
     spec = PromptSpec.from_config(cfg.prompt)
     prompts = prompt_builder(ds, spec, cfg.paths.cache_dir)
 
@@ -100,7 +132,7 @@ def run(cfg) -> dict | None:
         trainer.limit_val_batches = 0
     t_fit = time.perf_counter()
     log.info("import-to-fit %.1fs", t_fit - t_start)
-    trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path)
+    _fit(trainer, module, dm, cfg.ckpt_path, out)
     fit_s = time.perf_counter() - t_fit
     if not trainer.is_global_zero:
         return None
@@ -132,6 +164,51 @@ def run(cfg) -> dict | None:
     summary = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items() if "/options/" not in k}
     print(json.dumps(summary, ensure_ascii=False))
     return metrics
+
+
+def _fit(trainer, module, dm, ckpt_path, out: Path) -> None:
+    """trainer.fit, with a failed checkpoint write (or a disk that filled up under the logs) as one
+    line: Lightning's teardown after the failure may itself fail to write (the CSV logger on the
+    same full disk), and that second error must not hide the first."""
+    import errno
+
+    from rolecraft.errors import RolecraftError
+    from rolecraft.training.checkpoints import CheckpointWriteError
+
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    except OSError as e:
+        first = _cause_of_type(e, CheckpointWriteError)
+        if first is not None:
+            raise first from None
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise RolecraftError(f"{getattr(e, 'filename', None) or out}: the disk is full ({e.strerror}); the run "
+                                 f"stopped; checkpoints already in {out / 'checkpoints'} are whole, resume from the "
+                                 "last one with ckpt_path= once there is room") from None
+        raise
+
+
+def _cause_of_type(e: BaseException, kind):
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, kind):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _check_eval_split(cfg, ds) -> None:
+    """Refuse before training when the end-of-run evaluation would have nothing to score: a run
+    that trains for hours and ends without test metrics (and without saying so) is worse than a
+    refusal that costs nothing and says how to go on."""
+    from rolecraft.evaluation.benchmarks import from_dataset
+
+    split = cfg.eval.split
+    if not from_dataset(ds, split, cfg.data.max_eval_samples).items:
+        raise ConfigError(f"eval.split={split!r}: data.root={cfg.data.root} has no samples in that split, so the "
+                          f"trained model could not be evaluated; add samples with \"split\": \"{split}\", choose "
+                          "another eval.split, or train without the end-of-run evaluation: eval.enabled=false")
 
 
 def evaluate_trained(cfg, model, tok, ds, prompts, spec, out: Path) -> dict:

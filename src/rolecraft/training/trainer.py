@@ -67,6 +67,8 @@ def build_trainer(cfg, out: Path):
         from lightning.pytorch.callbacks import TQDMProgressBar
 
         callbacks.append(TQDMProgressBar(refresh_rate=10))
+    from rolecraft.training.checkpoint_io import AtomicCheckpointIO
+
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=build_strategy(t),
         precision=t.precision, max_steps=t.max_steps, max_epochs=t.max_epochs,
@@ -75,4 +77,5 @@ def build_trainer(cfg, out: Path):
         enable_progress_bar=t.enable_progress_bar, deterministic=t.deterministic,
         logger=build_loggers(cfg, out), callbacks=callbacks, default_root_dir=str(out),
         use_distributed_sampler=False, num_sanity_val_steps=0, enable_model_summary=False,
+        plugins=[AtomicCheckpointIO()],  # written in the checkpoint directory, renamed into place
     )
