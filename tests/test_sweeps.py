@@ -114,8 +114,8 @@ def test_two_runners_on_one_directory_are_refused(tmp_path):
     held = _lock(tmp_path)
     with pytest.raises(ConfigError, match="another `rolecraft sweep run-local` is running"):
         _lock(tmp_path)
-    held.close()
-    _lock(tmp_path).close()  # free again once the first one is gone
+    held.release()
+    _lock(tmp_path).release()  # free again once the first one is gone
 
 
 def test_unknown_experiment_lists_the_known_ones(tmp_path):

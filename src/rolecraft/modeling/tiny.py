@@ -1,7 +1,13 @@
 """The embedded default base model: a tiny Qwen2-shaped causal LM with a byte-level BPE tokenizer,
-both trained on the demo corpus. Built deterministically on first use and saved with
-save_pretrained, so it loads through exactly the same AutoModelForCausalLM / AutoTokenizer path as
-a hub model.
+both trained on the demo corpus, saved with save_pretrained, so it loads through exactly the same
+AutoModelForCausalLM / AutoTokenizer path as a hub model.
+
+It ships with the package (``embedded/tiny/``, 3.5 MB, with ``build.json``: the recipe fingerprint
+and a sha256 per file), so a fresh machine trains within seconds and every machine starts from the
+same weights (the build is seeded, but its 400 pretraining steps are not bit-identical across
+machines and library builds). ``python -m rolecraft.modeling.tiny --ship`` rebuilds the shipped
+copy; a changed recipe or demo corpus no longer matches the shipped fingerprint, and the model is
+then built on first use into the cache, as before.
 
 Like a real chat base, it is briefly pretrained — full-parameter next-token prediction — on the
 demo's *training* split only: profiles and script lines as plain text, and the plain (raw)
@@ -13,15 +19,20 @@ split is never seen. The tokenizer is trained on all train-split text.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
+import logging
 import math
 from pathlib import Path
 
 from rolecraft.fileio import atomic_dir
 
+log = logging.getLogger("rolecraft")
+
 EMBEDDED_PREFIX = "embedded:"
+SHIPPED = Path(__file__).resolve().parent / "embedded" / "tiny"
+SHIPPED_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+                 "tokenizer_config.json", "chat_template.jinja")
 BUILDER_VERSION = 4
 PRETRAIN = dict(steps=400, seq_len=640, batch_size=2, lr=3e-3, warmup=20, seed=0, chat_repeats=4)
 GENERIC_SYSTEM = "你是一个乐于助人的助手。"
@@ -132,22 +143,80 @@ def pretrain(model, tok, documents: list[str]) -> None:
     model.eval()
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def shipped_record() -> dict | None:
+    """build.json of the shipped copy (fingerprint, per-file sha256), or None when absent."""
+    try:
+        return json.loads((SHIPPED / "build.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def ensure_embedded(name: str, cache_dir: str | Path) -> Path:
-    """Path of the embedded model ``name`` (only "tiny"), building it once per corpus version.
+    """Path of the embedded model ``name`` (only "tiny"): the shipped copy when it was built from
+    this recipe and corpus, else a build in the cache (once per fingerprint).
 
     A file lock makes concurrent builders (DDP ranks, parallel tests) wait for one build.
     """
     if name != "tiny":
         raise ValueError(f"unknown embedded model {name!r}; the only one is 'embedded:tiny'")
     corpus = demo_corpus()
+    fingerprint = _fingerprint(corpus)
+    rec = shipped_record()
+    if rec is not None and rec.get("fingerprint") == fingerprint:
+        return SHIPPED
     cache = Path(cache_dir).expanduser() / "embedded"
-    target = cache / f"tiny-{_fingerprint(corpus)}"
+    target = cache / f"tiny-{fingerprint}"
     if (target / "config.json").is_file():
         return target
     cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    from filelock import FileLock
+
+    with FileLock(str(cache / ".lock")):
         if not (target / "config.json").is_file():
+            log.warning("building the embedded tiny model into %s (the recipe or the demo corpus differs from the "
+                        "shipped copy; about a minute on a laptop CPU, once)", target)
             with atomic_dir(target, writer="rolecraft embedded model", what="model cache") as tmp:
                 build(tmp, corpus)
     return target
+
+
+def ship(dest: Path = SHIPPED) -> dict:
+    """Rebuild the shipped copy (``python -m rolecraft.modeling.tiny --ship``) with its build.json."""
+    import shutil
+    import tempfile
+
+    import tokenizers
+    import torch
+    import transformers
+
+    corpus = demo_corpus()
+    with tempfile.TemporaryDirectory() as tmp:
+        build(Path(tmp), corpus)
+        rec = {"fingerprint": _fingerprint(corpus), "builder_version": BUILDER_VERSION,
+               "built_with": {"torch": torch.__version__, "transformers": transformers.__version__,
+                              "tokenizers": tokenizers.__version__},
+               "sha256": {f: _sha256(Path(tmp) / f) for f in SHIPPED_FILES}}
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in SHIPPED_FILES:
+            shutil.copyfile(Path(tmp) / f, dest / f)
+    (dest / "build.json").write_text(json.dumps(rec, indent=2) + "\n", encoding="utf-8")
+    return rec
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Rebuild the embedded tiny model shipped with the package.")
+    ap.add_argument("--ship", action="store_true", help="rebuild src/rolecraft/modeling/embedded/tiny and build.json")
+    args = ap.parse_args()
+    if not args.ship:
+        ap.error("nothing to do: pass --ship")
+    print(json.dumps(ship(), indent=2))

@@ -105,7 +105,7 @@ def run_local(sweep_path: str | Path, runs_dir: str | Path, extra: list[str] | N
         else:
             res.failed.append((run_dir, rc))
             log(f"[{i + 1}/{len(points)}] FAILED (exit {rc}): {run_dir}; rerun the same command to retry")
-    lock.close()
+    lock.release(force=True)
     return res
 
 
@@ -216,16 +216,16 @@ def _main_thread() -> bool:
 
 
 def _lock(root: Path):
-    import fcntl
+    """The sweep directory's lock (filelock: the same on Linux, macOS and Windows)."""
+    from filelock import FileLock, Timeout
 
-    f = open(root / ".run-local.lock", "w")
+    lock = FileLock(str(root / ".run-local.lock"))
     try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.close()
+        lock.acquire(timeout=0)
+    except Timeout:
         raise ConfigError(f"{root}: another `rolecraft sweep run-local` is running on this directory; wait for it "
                           f"or use another --runs-dir") from None
-    return f
+    return lock
 
 
 def run_local_command(sweep_path: str, runs_dir: str, extra: list[str] | None = None, dry_run: bool = False) -> int:
