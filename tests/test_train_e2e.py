@@ -66,7 +66,9 @@ def test_adapter_loads_with_plain_peft(default_run, cache_dir):
     adapter = default_run / "adapter"
     cfg = json.loads((adapter / "adapter_config.json").read_text())
     assert cfg["base_model_name_or_path"] == "embedded:tiny"  # portable, not this machine's cache path
-    base_dir = next((Path(cache_dir) / "embedded").glob("tiny-*"))
+    from rolecraft.modeling.tiny import ensure_embedded
+
+    base_dir = ensure_embedded("tiny", cache_dir)  # the shipped copy: plain transformers files
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), adapter)
     lora = {n: p for n, p in model.named_parameters() if "lora_B" in n}
     assert lora and any(p.abs().sum() > 0 for p in lora.values())  # trained (lora_B starts at zero)
