@@ -108,3 +108,15 @@ def test_a_chinese_name_composes_as_typed_on_the_command_line(tmp_path):
                        cwd=REPO, env=cli_env(tmp_path), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "- 罗火旺" in r.stdout
+
+
+def test_typed_choices_match_the_tables_they_name():
+    """config.py's choices (refused at composition) and the tables the code dispatches on are one list:
+    a new benchmark, answer source, RPCS backend or judge mode is added to both or the test says so."""
+    from rolecraft import config
+    from rolecraft.evaluation import answers, benchmarks, judge, rpcs
+
+    assert [c.value for c in config.Benchmark] == list(benchmarks.BENCHMARKS)
+    assert [c.value for c in config.AnswersSource] == list(answers.SOURCES)
+    assert {c.value for c in config.RpcsBackend} == set(rpcs.BACKENDS)
+    assert {c.value for c in config.JudgeMode} == set(judge.MODES)

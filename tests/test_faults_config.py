@@ -203,12 +203,15 @@ def test_every_shipped_preset_passes_the_checks():
     assert tried > 40
 
 
-def test_the_stage_list_is_the_stage_table():
-    from rolecraft.config_checks import CONSTRUCT_STAGES, construct_stages
+def test_stage_names_come_from_the_stage_table():
+    from rolecraft.construct.main import stages_of
     from rolecraft.construct.stages import STAGES
+    from rolecraft.errors import ConfigError
 
-    assert CONSTRUCT_STAGES == tuple(STAGES)
-    assert construct_stages("qa,annotate") == ["annotate", "qa"]
+    assert stages_of("all") == list(STAGES) == ["annotate", "profile", "qa", "general"]
+    assert stages_of("qa,annotate") == ["annotate", "qa"]
+    with pytest.raises(ConfigError, match="stage='nope': use one of annotate, profile, qa, general"):
+        stages_of("nope")
 
 
 # ---- secrets ---------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from rolecraft.errors import ConfigError
 from rolecraft.rundir import ENV_NAME, looks_like_key, redact_url
 
 # the construction stages in their order (rolecraft.construct.stages.STAGES; a test keeps them equal)
-CONSTRUCT_STAGES = ("annotate", "profile", "qa", "general")
 # what Lightning's Trainer(precision=...) accepts
 PRECISIONS = ("transformer-engine", "transformer-engine-float16", "16-true", "16-mixed", "bf16-true", "bf16-mixed",
               "32-true", "64-true", "64", "32", "16", "bf16")
@@ -286,22 +285,9 @@ def check_evaluate(cfg) -> None:
     check_seed(cfg.seed)
 
 
-def construct_stages(stage) -> list[str]:
-    """The stages ``stage=`` names, in the table's order (all | one | a comma list)."""
-    stage = str(stage)
-    if stage == "all":
-        return list(CONSTRUCT_STAGES)
-    names = [s.strip() for s in stage.split(",") if s.strip()]
-    if not names or any(s not in CONSTRUCT_STAGES for s in names):
-        raise ConfigError(f"stage={stage!r}: use one of {', '.join(CONSTRUCT_STAGES)}, all, or a comma list such as "
-                              "'annotate,qa' (quoted)")
-    return [s for s in CONSTRUCT_STAGES if s in names]
-
-
 def check_construct(cfg) -> None:
     """construct.py."""
-    check_secrets(cfg)
-    construct_stages(cfg.stage)
+    check_secrets(cfg)  # stage= is checked against the stage table by construct.main.stages_of
     c = cfg.construct
     if not str(c.input or "").strip():
         _fail("construct.input", "''", "name a RoleInstruct directory or embedded:demo")
