@@ -162,3 +162,16 @@ def test_cli_imports_no_deep_learning_stack(tiny: Path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "HEAVY []" in r.stdout
+
+
+def test_cache_dir_defaults_follow_rolecraft_cache(monkeypatch, tmp_path):
+    """`rolecraft export` and `rolecraft retrieval eval` use the same cache as the Hydra entry
+    points: $ROLECRAFT_CACHE when set (an unset variable keeps ~/.cache/rolecraft)."""
+    from rolecraft.cli import build_parser
+
+    monkeypatch.setenv("ROLECRAFT_CACHE", str(tmp_path))
+    p = build_parser()
+    assert p.parse_args(["export", "RUN", "--merge", "OUT"]).cache_dir == str(tmp_path)
+    assert p.parse_args(["retrieval", "eval", "DATA"]).cache_dir == str(tmp_path)
+    monkeypatch.delenv("ROLECRAFT_CACHE")
+    assert build_parser().parse_args(["export", "RUN", "--merge", "OUT"]).cache_dir == "~/.cache/rolecraft"

@@ -33,6 +33,13 @@ import sys
 from rolecraft.errors import RolecraftError
 
 
+def _default_cache() -> str:
+    """The same cache the Hydra entry points use (paths.cache_dir)."""
+    import os
+
+    return os.environ.get("ROLECRAFT_CACHE") or "~/.cache/rolecraft"
+
+
 def _one_line(msg: object) -> str:
     return " ".join(str(msg).split("\n"))
 
@@ -251,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     re_.add_argument("--base-url", help="openai: endpoint base URL")
     re_.add_argument("--api-key-env", help="openai: environment variable holding the key ('' for none)")
     re_.add_argument("--max-queries", type=int, help="evaluate an evenly spaced subset")
-    re_.add_argument("--cache-dir", default="~/.cache/rolecraft", help="where dense indexes are stored")
+    re_.add_argument("--cache-dir", default=_default_cache(),
+                     help="where dense indexes are stored (default: $ROLECRAFT_CACHE, else ~/.cache/rolecraft)")
     re_.add_argument("--json", help="also write the results to this JSON file")
     re_.set_defaults(func=_cmd_retrieval_eval)
 
@@ -260,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--merge", metavar="OUT", help="write the base with the adapter merged in (plain transformers)")
     ex.add_argument("--adapter", metavar="OUT", help="write the adapter alone, its base path made loadable")
     ex.add_argument("--base", help="--adapter: base_model_name_or_path to record (default: the run's base)")
-    ex.add_argument("--cache-dir", default="~/.cache/rolecraft", help="where the embedded tiny model lives")
+    ex.add_argument("--cache-dir", default=_default_cache(),
+                    help="the cache of models and indexes (default: $ROLECRAFT_CACHE, else ~/.cache/rolecraft)")
     ex.add_argument("--force", action="store_true", help="replace an existing OUT that RoleCraft wrote earlier")
     ex.set_defaults(func=_cmd_export)
 
