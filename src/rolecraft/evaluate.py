@@ -18,12 +18,11 @@ _schema.register("evaluate_schema")  # only ours: see config.register
 
 @hydra.main(config_path=config_dir(), config_name="evaluate", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    from rolecraft.config_checks import check_evaluate, one_line, scrub_hydra_records
+    from rolecraft.config_checks import one_line, scrub_hydra_records
     from rolecraft.errors import RolecraftError
 
     scrub_hydra_records()  # Hydra recorded the command line before this task started
     try:
-        check_evaluate(cfg)  # every value range-checked before anything heavy loads
         from rolecraft.evaluation.run import run
 
         metrics = run(cfg)

@@ -19,13 +19,12 @@ _schema.register("train_schema")  # only ours: see config.register
 
 @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    from rolecraft.config_checks import check_train, one_line, scrub_hydra_records
+    from rolecraft.config_checks import one_line, scrub_hydra_records
     from rolecraft.errors import RolecraftError
 
     scrub_hydra_records()  # Hydra recorded the command line before this task started
     try:
-        check_train(cfg)  # every value range-checked before anything heavy loads
-        from rolecraft.training.run import run
+        from rolecraft.training.run import run  # run() range-checks every value before anything heavy loads
 
         metrics = run(cfg)
     except RolecraftError as e:

@@ -19,7 +19,9 @@ log = logging.getLogger("rolecraft")
 
 
 def run(cfg) -> dict:
-    from rolecraft.config_checks import check_evaluate; check_evaluate(cfg)  # noqa: E702 - values range-checked first
+    from rolecraft.config_checks import check_evaluate
+
+    check_evaluate(cfg)  # values range-checked before anything is written or loaded
     t0 = time.perf_counter()
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
