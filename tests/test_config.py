@@ -120,3 +120,20 @@ def test_typed_choices_match_the_tables_they_name():
     assert [c.value for c in config.AnswersSource] == list(answers.SOURCES)
     assert {c.value for c in config.RpcsBackend} == set(rpcs.BACKENDS)
     assert {c.value for c in config.JudgeMode} == set(judge.MODES)
+
+
+def test_the_readmes_chat_command_with_retrieval_composes(tmp_path):
+    """README: `python chat.py source=model model=qwen2_5_7b retrieval=lexical` (real weights are the
+    user's; composing it is what can break here)."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from conftest import REPO, cli_env
+
+    r = subprocess.run([sys.executable, str(REPO / "chat.py"), "source=model", "model=qwen2_5_7b", "retrieval=lexical",
+                        "--cfg", "job"], cwd=REPO, env=cli_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    cfg = yaml.safe_load(r.stdout)
+    assert cfg["prompt"]["retrieval"]["backend"] == "lexical" and cfg["model"]["name"] == "qwen2_5_7b"
