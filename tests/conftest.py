@@ -22,6 +22,22 @@ def shared_data(*parts: str) -> Path:
     return p
 
 
+# Subprocess timeouts in these tests are "it did not hang" bounds, sized for a quiet 2-core machine.
+# On a loaded one (CI beside other jobs, a laptop doing other work) the same commands take several
+# times longer, so every subprocess.run timeout is stretched by ROLECRAFT_TEST_TIMEOUT_SCALE (default 4).
+TIMEOUT_SCALE = float(os.environ.get("ROLECRAFT_TEST_TIMEOUT_SCALE", "4"))
+_run = subprocess.run
+
+
+def _run_with_scaled_timeout(*args, **kwargs):
+    if kwargs.get("timeout") is not None:
+        kwargs["timeout"] = kwargs["timeout"] * TIMEOUT_SCALE
+    return _run(*args, **kwargs)
+
+
+subprocess.run = _run_with_scaled_timeout
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
     """One embedded-model cache for the whole session (the tiny model builds once)."""
