@@ -33,15 +33,18 @@ import sys
 from rolecraft.errors import RolecraftError
 
 
+def one_line(msg: object) -> str:
+    """The entry points' one-line error form (whitespace folded, URL credentials stripped)."""
+    from rolecraft.config_checks import one_line as fold
+
+    return fold(msg)
+
+
 def _default_cache() -> str:
     """The same cache the Hydra entry points use (paths.cache_dir)."""
     import os
 
     return os.environ.get("ROLECRAFT_CACHE") or "~/.cache/rolecraft"
-
-
-def _one_line(msg: object) -> str:
-    return " ".join(str(msg).split("\n"))
 
 
 # ---- handlers: each calls the one function of the module that owns the command --------------
@@ -139,7 +142,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line + usage hint, exit 2 (argparse's convention)
         self.print_usage(sys.stderr)
-        self.exit(2, f"error: {_one_line(message)}\n")
+        self.exit(2, f"error: {one_line(message)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -290,13 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except RolecraftError as e:
-        print(f"error: {_one_line(e)}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `rolecraft data stats DIR | head`
         return 0
     except OSError as e:  # unwritable --out, a file where a directory should be, ...
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        print(f"error: {where}{_one_line(e.strerror or e)}", file=sys.stderr)
+        print(f"error: {where}{one_line(e.strerror or e)}", file=sys.stderr)
         return 2
 
 
