@@ -1,5 +1,6 @@
 """The ``rolecraft`` command.
 
+    rolecraft [-q|-v] COMMAND ...   (-q: warnings and errors only, no progress bars; -v: more detail)
     rolecraft data import roleinstruct-v1 SRC --out DIR [--report FILE] [--force] [--allow-partial]
     rolecraft data import cped CSV --out DIR [--report FILE] [--mapping MAP.json] [--min-utterances N] [--force]
     rolecraft data agreement A B [C ...] [--json OUT] [--labels]
@@ -14,7 +15,8 @@
     rolecraft export RUN_DIR --merge OUT | --adapter OUT [--base BASE] [--force]
     rolecraft chat run=RUN_DIR character=NAME [...]      (the same as python chat.py ...)
 
-DIR may be ``embedded:demo`` (the demo dataset shipped in the package). Errors print one line
+DIR may be ``embedded:demo`` (the demo dataset shipped in the package). Results go to stdout;
+progress bars, summaries of defects and warnings to stderr (:mod:`rolecraft.console`). Errors print one line
 ``error: ...`` on stderr and exit 2 (bad input, ``data validate`` included). Every ``--out``
 directory is written through :func:`rolecraft.fileio.atomic_dir`: an existing non-empty one is
 refused, and ``--force`` replaces only a directory RoleCraft wrote (never the input, ``.``,
@@ -148,6 +150,10 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rolecraft", description="Build, train and evaluate role-playing LLMs (RoleCraft).")
     parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="only warnings and errors on stderr, no progress bars (stdout is unchanged)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="more detail on stderr (data import: every defect, not a summary by kind)")
     groups = parser.add_subparsers(dest="group", metavar="COMMAND", parser_class=_Parser)
     groups.required = True
 
@@ -290,6 +296,9 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from rolecraft.console import setup
+
+    setup(quiet=args.quiet, verbose=args.verbose)
     try:
         return int(args.func(args) or 0)
     except RolecraftError as e:

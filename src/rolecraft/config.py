@@ -381,6 +381,8 @@ class TrainConfig:
     ckpt_path: Optional[str] = None
     # free-form tags recorded with the run (experiments set them)
     tags: List[str] = field(default_factory=list)
+    # true: only warnings and errors on stderr, no progress bars (stdout is unchanged)
+    quiet: bool = False
 
 
 # ---- evaluate.py ---------------------------------------------------------------------------
@@ -475,6 +477,8 @@ class EvaluateConfig:
     device: Optional[str] = None
     seed: int = 42
     tags: List[str] = field(default_factory=list)
+    # true: only warnings and errors on stderr, no progress bars (stdout is unchanged)
+    quiet: bool = False
 
 
 # ---- construct.py --------------------------------------------------------------------------
@@ -582,6 +586,8 @@ class ConstructConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     # seeds the choice of script excerpts and few-shot examples
     seed: int = 0
+    # true: only warnings and errors on stderr, no progress bars (stdout is unchanged)
+    quiet: bool = False
 
 
 # ---- chat.py ---------------------------------------------------------------------------------

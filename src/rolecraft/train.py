@@ -23,6 +23,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     from rolecraft.errors import RolecraftError
 
     scrub_hydra_records()  # Hydra recorded the command line before this task started
+    from rolecraft.console import setup
+
+    setup(quiet=cfg.quiet)  # logs on stderr once, known-harmless noise filtered
     try:
         from rolecraft.training.run import run  # run() range-checks every value before anything heavy loads
 

@@ -189,9 +189,9 @@ class Endpoint:
         async def main():
             bar = None
             if self.progress and len(items) > 1:
-                from tqdm import tqdm
+                from rolecraft.console import progress
 
-                bar = tqdm(total=len(items), desc=desc, unit="req")
+                bar = progress(total=len(items), desc=desc, unit="req")
 
             async with self.session() as s:
                 async def one(item):

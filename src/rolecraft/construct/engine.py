@@ -128,9 +128,9 @@ class Engine:
         session = None
         bar = None
         if self.progress:
-            from tqdm import tqdm
+            from rolecraft.console import progress
 
-            bar = tqdm(total=len(tasks), desc=stage, unit="task", dynamic_ncols=True)
+            bar = progress(total=len(tasks), desc=stage, unit="task", leave=True)
 
         def get_session():
             """Built on the first journal miss: a fully journaled rerun needs no endpoint (nor its key)."""

@@ -221,6 +221,9 @@ def _hydra_main(cfg: DictConfig) -> None:
     from rolecraft.errors import RolecraftError
 
     scrub_hydra_records()  # Hydra recorded the command line before this task started
+    from rolecraft.console import setup
+
+    setup(quiet=cfg.quiet)  # logs on stderr once, known-harmless noise filtered
     try:
         check_construct(cfg)  # every value range-checked before anything heavy loads
         report = run(cfg)

@@ -69,9 +69,9 @@ def generate(model, tokenizer, prompts: Sequence[list[int]], gen_cfg, stop_ids: 
     model.eval()
     bar = None
     if progress:
-        from tqdm import tqdm
+        from rolecraft.console import progress as progress_bar
 
-        bar = tqdm(total=len(prompts), desc="generate", unit="prompt")
+        bar = progress_bar(total=len(prompts), desc="generate", unit="prompt")
     try:
         news = _generate_tokens(model, tokenizer, prompts, gen_cfg, stop_ids, batch_size, seed, bar)
     finally:

@@ -52,13 +52,15 @@ def qa_queries(ds: RoleInstruct) -> list[Query]:
     return out
 
 
-def evaluate(retriever, queries: list[Query], ks: list[int]) -> dict:
+def evaluate(retriever, queries: list[Query], ks: list[int], desc: str = "queries") -> dict:
     """recall@k, MRR@10 and the random baseline's recall@k over ``queries``."""
     kmax = max([*ks, 10])
     hits = {k: 0 for k in ks}
     mrr = 0.0
     random_hits = {k: 0.0 for k in ks}
-    for q in queries:
+    from rolecraft.console import progress
+
+    for q in progress(queries, desc=desc, unit="query"):
         ranked = [p.id for p in retriever.search(q.character, q.text, k=kmax)]
         for k in ks:
             hits[k] += any(i in q.gold for i in ranked[:k])
@@ -108,7 +110,7 @@ def eval_command(root: str, backends: str = "lexical", queries: str = "reply", k
         if base_url:
             rcfg.endpoint.base_url = base_url
         t0 = time.perf_counter()
-        res = evaluate(build_retriever(rcfg, ds, cache_dir), qs, ks)
+        res = evaluate(build_retriever(rcfg, ds, cache_dir), qs, ks, desc=f"{backend} retrieval")
         res["seconds"] = round(time.perf_counter() - t0, 2)
         results[backend] = res
         print(f"{backend}: {res['queries']} {queries} queries; "

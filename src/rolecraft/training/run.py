@@ -25,16 +25,6 @@ def _rank_zero() -> bool:
     return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
 
 
-def _quiet_known_warnings() -> None:
-    import warnings
-
-    # expected with adapter-only checkpoints, manual optimisation and embedded base names
-    for pattern in (r".*base_model_name_or_path.*was renamed.*", r".*Could not find a config file in embedded.*",
-                    r".*Using ModelCheckpoint with manual optimization.*", r".*is_gradient_checkpointing.*deprecated.*",
-                    r".*LeafSpec.*deprecated.*"):
-        warnings.filterwarnings("ignore", message=pattern)
-
-
 def run(cfg) -> dict | None:
     from rolecraft.config_checks import check_train
 
@@ -65,7 +55,9 @@ def _hold_run_lock(out: Path):
 
 def _run(cfg, out: Path) -> dict | None:
     t_start = time.perf_counter()
-    _quiet_known_warnings()
+    from rolecraft.console import silence_known_noise
+
+    silence_known_noise()  # also when run() is called from Python, not train.py
 
     # -- data (pure Python, fails fast on bad input before torch loads) ----------------------
     from rolecraft.data import resolve_data_root

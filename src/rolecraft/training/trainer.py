@@ -60,13 +60,17 @@ def build_trainer(cfg, out: Path):
     t = cfg.trainer
     if t.max_steps < 0 and t.max_epochs < 0:
         raise ConfigError("trainer.max_steps and trainer.max_epochs are both -1; set one of them")
+    from rolecraft.console import adopt_lightning_logging, is_quiet
+
+    adopt_lightning_logging()  # its records print once, through our handler, on stderr
     callbacks = [ModelCheckpoint(dirpath=str(out / "checkpoints"), filename="step-{step}",
                                  every_n_train_steps=max(1, t.checkpoint_every_n_steps),
                                  save_top_k=-1, save_last=True, save_on_train_epoch_end=False)]
-    if t.enable_progress_bar:
-        from lightning.pytorch.callbacks import TQDMProgressBar
+    show_bar = t.enable_progress_bar and not is_quiet()
+    if show_bar:
+        from rolecraft.training.progress import StderrProgressBar
 
-        callbacks.append(TQDMProgressBar(refresh_rate=10))
+        callbacks.append(StderrProgressBar(refresh_rate=10))
     from rolecraft.training.checkpoint_io import AtomicCheckpointIO
 
     return L.Trainer(
@@ -74,8 +78,9 @@ def build_trainer(cfg, out: Path):
         precision=t.precision, max_steps=t.max_steps, max_epochs=t.max_epochs,
         val_check_interval=t.val_check_interval, check_val_every_n_epoch=None if t.val_check_interval else 1,
         limit_val_batches=t.limit_val_batches, log_every_n_steps=t.log_every_n_steps,
-        enable_progress_bar=t.enable_progress_bar, deterministic=t.deterministic,
+        enable_progress_bar=show_bar, deterministic=t.deterministic,
         logger=build_loggers(cfg, out), callbacks=callbacks, default_root_dir=str(out),
         use_distributed_sampler=False, num_sanity_val_steps=0, enable_model_summary=False,
         plugins=[AtomicCheckpointIO()],  # written in the checkpoint directory, renamed into place
     )
+

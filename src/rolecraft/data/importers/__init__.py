@@ -36,7 +36,9 @@ def import_command(fmt: str, src: str, out: str, report: str | None = None, mapp
     from collections import Counter
     from pathlib import Path
 
+    from rolecraft.console import is_verbose
     from rolecraft.data import schema
+    from rolecraft.data.importers.base import summarise_defects
     from rolecraft.data.stats import dataset_stats
     from rolecraft.errors import DataError, RolecraftError
     from rolecraft.fileio import check_output_dir
@@ -57,13 +59,13 @@ def import_command(fmt: str, src: str, out: str, report: str | None = None, mapp
     try:
         ds, defects = IMPORTERS[fmt](Path(src).expanduser(), **options)
     except ImportFailed as e:
-        for d in e.defects:
-            print(d, file=sys.stderr)
+        for line in summarise_defects(e.defects, None, show_all=is_verbose()):
+            print(line, file=sys.stderr)
         raise
     written = schema.save(ds, Path(out).expanduser(), force=force, inputs=inputs, writer=f"rolecraft data import {fmt}")
     seconds = time.perf_counter() - t0
-    for d in defects:
-        print(d, file=sys.stderr)
+    for line in summarise_defects(defects, report, show_all=is_verbose()):
+        print(line, file=sys.stderr)
     stats = dataset_stats(ds)
     counts = Counter(d.kind for d in defects)
     if fmt == "cped":
@@ -100,10 +102,10 @@ def import_command(fmt: str, src: str, out: str, report: str | None = None, mapp
         what = ", ".join(x for x in (f"{skipped} character folder(s) skipped" if skipped else "",
                                      f"{partial} imported without a part" if partial else "") if x)
         if allow_partial:
-            print(f"warning: {what} (see the character_skipped / character_partial lines above); "
+            print(f"warning: {what} (see the characters listed above); "
                   f"accepted with --allow-partial", file=sys.stderr)
         else:
-            raise DataError(f"{src}: {what} (see the character_skipped / character_partial lines above); "
+            raise DataError(f"{src}: {what} (see the characters listed above); "
                             f"{written} holds the rest — add the missing files, or pass --allow-partial to accept "
                             f"a partial import")
     return 0

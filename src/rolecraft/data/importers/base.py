@@ -36,6 +36,40 @@ class Defect:
         return {"file": self.file, "line": self.line, "kind": self.kind, "message": self.message}
 
 
+# always printed in full: each is a lost character or a lost part, and the error that follows
+# points at them
+ALWAYS_SHOWN = ("character_skipped", "character_partial")
+
+
+def summarise_defects(defects: list[Defect], report: str | Path | None = None, show_all: bool = False,
+                      max_listed: int = 10, max_kinds: int = 20) -> list[str]:
+    """The terminal's view of the defects: all of them when there are at most ``max_listed`` (or
+    ``show_all``), else one line per kind (count, then its first defect) with every lost
+    character (:data:`ALWAYS_SHOWN`) listed, and where the full list is (``report``) or how to
+    get it. Bounded: at most ``max_kinds`` kind lines whatever the data."""
+    if show_all or len(defects) <= max_listed:
+        return [str(d) for d in defects]
+    counts = Counter(d.kind for d in defects)
+    first: dict[str, Defect] = {}
+    for d in defects:
+        first.setdefault(d.kind, d)
+    kinds = sorted(counts, key=lambda k: (-counts[k], k))
+    where = (f"every one in {report}" if report else
+             "every one: rerun with --report FILE (.json or text), or with -v to print them here")
+    lines = [f"{len(defects)} defects in {len(kinds)} kinds, the first of each shown ({where}):"]
+    width = max(len(k) for k in kinds)
+    for k in kinds[:max_kinds]:
+        lines.append(f"  {counts[k]:>6} {k:<{width}}  e.g. {first[k]}")
+    if len(kinds) > max_kinds:
+        rest = kinds[max_kinds:]
+        lines.append(f"  {sum(counts[k] for k in rest):>6} in {len(rest)} more kinds: {', '.join(rest)}")
+    lost = [d for d in defects if d.kind in ALWAYS_SHOWN]
+    if lost:
+        lines.append("characters lost or incomplete:")
+        lines.extend(f"  {d}" for d in lost)
+    return lines
+
+
 class ImportFailed(DataError):
     """Nothing could be imported; ``defects`` says why (the CLI prints them before the error)."""
 

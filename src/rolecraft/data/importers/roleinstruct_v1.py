@@ -573,7 +573,9 @@ def import_roleinstruct_v1(src: str | Path) -> tuple[RoleInstruct, list[Defect]]
     characters: dict[str, Character] = {}
     script: list[Utterance] = []
     samples: list[Sample] = []
-    for folder in folders:
+    from rolecraft.console import progress
+
+    for folder in progress(folders, desc="import", unit="character"):
         got = _CharacterImport(folder, reader).run()
         if got is None:
             continue
