@@ -77,9 +77,19 @@ class TestRealData:
         assert chars["何赛"]["性格特点"].startswith("热情、坚定、具有领袖气质，同时也非常关心社区。")
         assert chars["桃子"]["爸爸妈妈"] == "科技公司总经理和财务总监"
 
+    def test_terminal_gets_a_summary_the_report_every_defect(self, real_import):
+        r, _, report = real_import
+        lines = (r.stdout + r.stderr).splitlines()
+        assert len(lines) < 30, "\n".join(lines)  # 2,122 defects: counts by kind, first of each
+        assert f"defects in 14 kinds, the first of each shown (every one in {report})" in r.stderr
+        assert re.search(r"^\s+1036 duplicate_instruction\s+e\.g\. \S+_general_rp\d\.jsonl:\d+: instruction repeated",
+                         r.stderr, re.M)
+
     def test_known_quirks_reported_with_file_and_line(self, real_import):
-        r, _, _ = real_import
-        err = r.stderr
+        _, _, report = real_import
+        err = "\n".join(f"{d['file']}:{d['line']}: {d['message']}" if d["line"] is not None
+                        else f"{d['file']}: {d['message']}"
+                        for d in json.loads(report.read_text(encoding="utf-8"))["defects"])
         expect = [
             r"董文洁_general_rp5\.jsonl:157: invalid JSON escape",
             r"何赛_desc\.txt:1: profile names the character '何塞' but the folder is '何赛'",
@@ -99,7 +109,7 @@ class TestRealData:
         ]
         for pattern in expect:
             assert re.search(pattern, err), pattern
-        # every defect line names a file under SRC (and a line where it has one)
+        # every defect names a file under SRC (and a line where it has one)
         for line in err.splitlines():
             assert line.startswith(str(REAL)), line
 

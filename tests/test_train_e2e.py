@@ -44,6 +44,10 @@ def test_run_directory_holds_the_record(default_run):
     assert m["test/rouge_l/avg"] == pytest.approx(
         (m["test/rouge_l/raw"] + m["test/rouge_l/cus"] + m["test/rouge_l/spe"]) / 3)
     assert m["train/steps"] == 6 and m["test/rouge_l/options/tokenizer"] == "jieba"
+    # the training set's size and what the 6 steps of optim.batch_size=4 consumed are two keys
+    assert m["train/samples_seen"] == 6 * 4 and m["train/dataset_samples"] > m["train/samples_seen"]
+    assert "train/samples" not in m
+    assert 0 < m["time/launch_to_first_step_seconds"] <= m["time/total_seconds"]
     rows = [json.loads(l) for l in (default_run / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == 12 and {r["kind"] for r in rows} == {"raw", "general", "specific"}
     assert set(rows[0]) >= {"key", "character", "kind", "question", "prompt", "prediction", "references", "rouge_l"}
@@ -112,6 +116,8 @@ def test_grid_of_six_runs_one_folder_each(tmp_path, cache_dir):
         mix, emo = cfg["data"]["mix"], cfg["prompt"]["emotions"]
         seen.add((mix, emo))
         assert f"data={mix}" in d.name and f"emotions={'on' if emo else 'off'}" in d.name
+        m = read_metrics(d)  # jobs after the first start their own clock (they share one process)
+        assert 0 < m["time/launch_to_first_step_seconds"] <= m["time/total_seconds"], d.name
     assert len(seen) == 6
 
 
@@ -120,6 +126,7 @@ def test_ddp_cpu_two_processes(tmp_path, cache_dir):
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(only_run(tmp_path))
     assert m["train/world_size"] == 2 and m["train/steps"] == 6
+    assert m["train/samples_seen"] == 6 * 4 * 2  # both ranks' shares of each step
     for key in REQUIRED:
         assert isinstance(m[key], float)
 
@@ -137,7 +144,7 @@ def test_long_prompts_are_truncated_and_counted(tmp_path, cache_dir):
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(only_run(tmp_path))
     # every train and val prompt (hybrid val: 15 general + 15 specific) is longer than 64 tokens
-    assert m["data/truncated_prompts"] == m["train/samples"] + 30
+    assert m["data/truncated_prompts"] == m["train/dataset_samples"] + 30
     assert m["data/truncated_responses"] > 0 and m["test/truncated_prompts"] == 12
 
 
@@ -159,4 +166,5 @@ def test_trains_on_the_imported_paper_data(tmp_path, cache_dir):
     m = read_metrics(only_run(tmp_path / "runs"))
     # v1 has no raw answers: CUS and SPE are scored, RAW is absent (and Avg averages what exists)
     assert m["test/n/cus"] == 3 and m["test/n/spe"] == 3 and "test/rouge_l/raw" not in m
-    assert m["train/samples"] == 64 and m["data/truncated_prompts"] > 0
+    assert m["train/dataset_samples"] == 64 and m["data/truncated_prompts"] > 0
+    assert m["train/samples_seen"] == 2 * 4  # 2 steps of optim.batch_size 4

@@ -20,10 +20,13 @@ Pure standard library (tqdm is imported when a bar is made): safe for the torch-
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 
 _state = {"quiet": False, "verbose": False}
+QUIET_ENV = ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS")
+_set_by_us: set[str] = set()
 
 # (message regex, category, why it is harmless for us). Matched from the start of the message.
 HARMLESS_WARNINGS: tuple[tuple[str, type[Warning], str], ...] = (
@@ -83,6 +86,15 @@ def set_verbosity(quiet: bool = False, verbose: bool = False) -> None:
     """quiet: console handlers show warnings and errors only (a run's log file keeps INFO) and
     progress bars are off. verbose: RoleCraft's debug records are shown."""
     _state["quiet"], _state["verbose"] = bool(quiet), bool(verbose) and not quiet
+    # other libraries' bars (transformers' "Loading weights", sentence-transformers, hub downloads)
+    # read these when they are imported, which is after this call in every entry point
+    for var in QUIET_ENV:
+        if quiet and var not in os.environ:
+            os.environ[var] = "1"
+            _set_by_us.add(var)
+        elif not quiet and var in _set_by_us:
+            os.environ.pop(var, None)
+            _set_by_us.discard(var)
     root = logging.getLogger()
     for h in root.handlers:
         if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):

@@ -27,6 +27,8 @@ LEGACY_SAMPLES = "predictions.jsonl"  # train.py runs before the formats were un
 METRICS = "metrics.json"
 CONFIG = "config.yaml"
 PROMPT = "prompt.yaml"
+# metric keys renamed for honesty, old -> new (train/samples was the training-set size, not samples seen)
+RENAMED_METRICS = {"train/samples": "train/dataset_samples"}
 # the fields every samples.jsonl row has, in this order; scores and extras follow
 SAMPLE_FIELDS = ("key", "character", "kind", "question", "references", "prediction")
 
@@ -203,7 +205,12 @@ def read_metrics(run_dir: str | Path) -> dict | None:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    for old, new in RENAMED_METRICS.items():  # runs written before a key was renamed read as new ones
+        if old in data and new not in data:
+            data[new] = data.pop(old)
+    return data
 
 
 def metric(metrics: dict, name: str, split: str = "test"):

@@ -243,6 +243,10 @@ def main() -> None:
 
     refuse_secret_command_line(sys.argv[1:])  # before Hydra writes the command line to .hydra/
     sys.argv[1:] = quote_non_ascii_overrides(sys.argv[1:])
+    from rolecraft.hydra_help import maybe_print_help
+
+    if maybe_print_help("construct", sys.argv[1:]):  # only construct's own groups, without Hydra's slow listing
+        return
     _hydra_main()
 
 

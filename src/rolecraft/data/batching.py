@@ -8,6 +8,7 @@ uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import logging
 import random
 from typing import Callable, Sequence
 
@@ -15,6 +16,8 @@ import torch
 
 from rolecraft.data.tokenize import IGNORE_INDEX, Encoded
 from rolecraft.errors import ConfigError
+
+log = logging.getLogger("rolecraft")
 
 
 def pad_batch(rows: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
@@ -79,6 +82,7 @@ class StepCollator:
             "micro": micro,
             "label_tokens": sum(int((m["labels"] != IGNORE_INDEX).sum()) for m in micro),
             "tokens": sum(len(r.input_ids) for r in rows),
+            "samples": len(rows),  # this rank's share of the step: train/samples_seen sums it over ranks
         }
 
 
@@ -120,6 +124,33 @@ class StepBatchSampler:
         epoch, global_step = self.position()
         skip = max(0, global_step - epoch * len(self))
         yield from self.epoch_batches(epoch)[skip:]
+
+    # ---- Lightning's stateful-loader protocol (through StepLoader) -------------------------
+    def order_fingerprint(self) -> dict:
+        """What fixes the order of the batches: equal fingerprints give equal batches at every
+        (epoch, step)."""
+        import hashlib
+
+        digest = hashlib.sha256(",".join(map(str, self.lengths)).encode()).hexdigest()[:16]
+        return {"samples": len(self.lengths), "lengths_sha256": digest, "batch_size": self.batch_size,
+                "world_size": self.world, "seed": self.seed, "group_by_length": self.group_by_length}
+
+    def state_dict(self) -> dict:
+        epoch, global_step = self.position()
+        return {"order": self.order_fingerprint(), "epoch": epoch, "global_step": global_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Nothing to restore (the position comes back with the trainer's global step): check that
+        the resumed run orders its data as the checkpointed one did, and say so either way."""
+        saved, mine = state.get("order") or {}, self.order_fingerprint()
+        changed = [f"{k} {saved[k]} -> {mine[k]}" for k in mine if k in saved and saved[k] != mine[k]]
+        if changed:
+            log.warning("resuming from step %s with a different data order than the checkpoint's (%s): the "
+                        "remaining steps will not see the batches the interrupted run would have seen",
+                        state.get("global_step"), "; ".join(changed))
+        else:
+            log.info("resuming at step %s: batches are a function of (seed, epoch, step), so the remaining "
+                     "steps see exactly the batches the interrupted run would have seen", state.get("global_step"))
 
 
 def eval_batches(n: int, micro_batch_size: int, rank: int = 0, world_size: int = 1) -> list[list[int]]:

@@ -10,6 +10,19 @@ from rolecraft.data.batching import StepBatchSampler, StepCollator, eval_batches
 from rolecraft.data.tokenize import Encoded
 
 
+class StepLoader(DataLoader):
+    """The training loader, stateful the way Lightning expects (``state_dict`` /
+    ``load_state_dict``, saved in each checkpoint). Its order is a pure function of (seed, epoch,
+    step), so the state is what fixes that order: a resume checks it instead of Lightning warning
+    that a mid-epoch resume "can cause unreliable results"."""
+
+    def state_dict(self) -> dict:
+        return self.batch_sampler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batch_sampler.load_state_dict(state)
+
+
 class RoleDataModule(L.LightningDataModule):
     def __init__(self, train: list[Encoded], val: list[Encoded], pad_id: int, batch_size: int,
                  micro_batch_size: int, seed: int, group_by_length: bool, num_workers: int = 0,
@@ -33,7 +46,7 @@ class RoleDataModule(L.LightningDataModule):
         sampler = StepBatchSampler([len(r.input_ids) for r in self.train_rows], self.batch_size, self.seed,
                                    self.group_by_length, rank, world, self._position)
         # own generator: iterating the loader must not consume the global RNG (exact resume)
-        return DataLoader(self.train_rows, batch_sampler=sampler, collate_fn=self.collate,
+        return StepLoader(self.train_rows, batch_sampler=sampler, collate_fn=self.collate,
                           num_workers=self.num_workers, generator=torch.Generator().manual_seed(self.seed))
 
     def val_dataloader(self) -> DataLoader:

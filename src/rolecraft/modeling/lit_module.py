@@ -63,8 +63,17 @@ def token_loss_sum(model, batch: dict, label_logits_only: bool = False) -> tuple
     return loss, int((targets != IGNORE_INDEX).sum())
 
 
+def batch_samples(batch: dict) -> int:
+    """Samples in one step's batch (StepCollator records them; hand-made batches of padded
+    micro-batches are counted by rows)."""
+    if "samples" in batch:
+        return int(batch["samples"])
+    return sum(int(m["input_ids"].shape[0]) for m in batch["micro"])
+
+
 class RolePlayModule(L.LightningModule):
-    def __init__(self, model, optim_cfg, max_steps: int, label_logits_only: bool = True):
+    def __init__(self, model, optim_cfg, max_steps: int, label_logits_only: bool = True,
+                 started: float | None = None):
         super().__init__()
         self.model = model
         # falls back to full logits where the model cannot select positions
@@ -76,6 +85,9 @@ class RolePlayModule(L.LightningModule):
         self.strict_loading = False
         self.last_train_loss: float | None = None
         self.train_tokens = 0
+        self.samples_seen = 0  # training samples consumed by the optimizer steps, over all ranks
+        # seconds from ``started`` (default: the package's first import) to the first training step
+        self.started = started
         self.first_step_seconds: float | None = None
 
     # ---- training -------------------------------------------------------------------------
@@ -83,15 +95,19 @@ class RolePlayModule(L.LightningModule):
         if self.first_step_seconds is None:
             import rolecraft
 
-            self.first_step_seconds = time.perf_counter() - rolecraft.STARTED
+            self.first_step_seconds = time.perf_counter() - (self.started or rolecraft.STARTED)
         opt = self.optimizers()
         sched = self.lr_schedulers()
         # label tokens of the whole window on all ranks: DDP averages gradients, so scaling by
         # world_size / global count makes the update the exact per-token mean over everything
-        n_local = torch.tensor(float(sum(int((m["labels"][:, 1:] != IGNORE_INDEX).sum()) for m in batch["micro"])),
-                               device=self.device)
+        # [label tokens, samples] of this rank; one gather gives both totals over all ranks
+        counts = torch.tensor([float(sum(int((m["labels"][:, 1:] != IGNORE_INDEX).sum()) for m in batch["micro"])),
+                               float(batch_samples(batch))], device=self.device)
+        n_local = counts[0]
         micro, real = self._micro_on_every_rank(batch["micro"])
-        n_global = self.all_gather(n_local).sum() if self.trainer.world_size > 1 else n_local
+        totals = self.all_gather(counts).reshape(-1, 2).sum(0) if self.trainer.world_size > 1 else counts
+        n_global = totals[0]
+        self.samples_seen += int(totals[1])
         scale = self.trainer.world_size / n_global.clamp(min=1.0)
         total = torch.zeros((), device=self.device)
         for k, mb in enumerate(micro):
@@ -191,10 +207,16 @@ class RolePlayModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint):
         trainable = {n for n, p in self.named_parameters() if p.requires_grad}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
-        checkpoint["rolecraft_rng"] = {"torch": torch.get_rng_state(), "train_tokens": self.train_tokens}
+        checkpoint["rolecraft_rng"] = {"torch": torch.get_rng_state(), "train_tokens": self.train_tokens,
+                                       "samples_seen": self.samples_seen}
 
     def on_load_checkpoint(self, checkpoint):
         extra = checkpoint.get("rolecraft_rng")
         if extra:
             torch.set_rng_state(extra["torch"])
             self.train_tokens = int(extra.get("train_tokens", 0))
+            seen = extra.get("samples_seen")
+            if seen is None:  # a checkpoint from before samples were counted: every step takes a full batch per rank
+                world = self.trainer.world_size if self._trainer is not None else 1
+                seen = int(checkpoint.get("global_step", 0)) * self.optim_cfg.batch_size * world
+            self.samples_seen = int(seen)

@@ -25,7 +25,25 @@ def _rank_zero() -> bool:
     return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
 
 
+_jobs_in_process = 0
+
+
+def job_started() -> float:
+    """The origin of this job's ``time/`` keys (a ``time.perf_counter()`` value). For the first
+    job of a process it is the launch (``rolecraft.STARTED``: imports and config composition are
+    waited for too); a Hydra multirun runs its later jobs one after another in the same process,
+    and each of those starts its own clock, so every job's timings share one origin and
+    ``launch_to_first_step <= total`` holds in each."""
+    global _jobs_in_process
+    import rolecraft
+
+    now = time.perf_counter()
+    _jobs_in_process += 1
+    return rolecraft.STARTED if _jobs_in_process == 1 else now
+
+
 def run(cfg) -> dict | None:
+    t_start = job_started()
     from rolecraft.config_checks import check_train
 
     check_train(cfg)  # values range-checked before anything is written or loaded
@@ -33,7 +51,7 @@ def run(cfg) -> dict | None:
     out.mkdir(parents=True, exist_ok=True)
     lock = _hold_run_lock(out) if _rank_zero() else None
     try:
-        return _run(cfg, out)
+        return _run(cfg, out, t_start)
     finally:
         if lock is not None:
             lock.release(force=True)
@@ -53,8 +71,7 @@ def _hold_run_lock(out: Path):
     return lock
 
 
-def _run(cfg, out: Path) -> dict | None:
-    t_start = time.perf_counter()
+def _run(cfg, out: Path, t_start: float) -> dict | None:
     from rolecraft.console import silence_known_noise
 
     silence_known_noise()  # also when run() is called from Python, not train.py
@@ -118,7 +135,7 @@ def _run(cfg, out: Path) -> dict | None:
     pack_length = cfg.data.pack_length or (cfg.data.max_source_length + cfg.data.max_target_length)
     dm = RoleDataModule(train_rows, val_rows, tok.pad_token_id, cfg.optim.batch_size, cfg.optim.micro_batch_size,
                         cfg.seed, cfg.data.group_by_length, cfg.data.num_workers, packing, pack_length)
-    module = RolePlayModule(model, cfg.optim, cfg.trainer.max_steps, cfg.trainer.label_logits_only)
+    module = RolePlayModule(model, cfg.optim, cfg.trainer.max_steps, cfg.trainer.label_logits_only, started=t_start)
     trainer = build_trainer(cfg, out)
     if not val_rows:
         trainer.limit_val_batches = 0
@@ -135,7 +152,8 @@ def _run(cfg, out: Path) -> dict | None:
         "train/loss": module.last_train_loss,
         "train/steps": int(trainer.global_step),
         "train/world_size": int(trainer.world_size),
-        "train/samples": len(train_rows),
+        "train/dataset_samples": len(train_rows),  # the training set (runs before 2026-12: train/samples)
+        "train/samples_seen": module.samples_seen,  # consumed by the optimizer steps, over all ranks
         "train/tokens": module.train_tokens,
         "train/fit_seconds": round(fit_s, 3),
         "data/truncated_prompts": encoder.truncated.prompts,

@@ -62,7 +62,8 @@ def summarise_defects(defects: list[Defect], report: str | Path | None = None, s
         lines.append(f"  {counts[k]:>6} {k:<{width}}  e.g. {first[k]}")
     if len(kinds) > max_kinds:
         rest = kinds[max_kinds:]
-        lines.append(f"  {sum(counts[k] for k in rest):>6} in {len(rest)} more kinds: {', '.join(rest)}")
+        names = ", ".join(rest[:5]) + (", …" if len(rest) > 5 else "")
+        lines.append(f"  {sum(counts[k] for k in rest):>6} in {len(rest)} more kinds: {names}")
     lost = [d for d in defects if d.kind in ALWAYS_SHOWN]
     if lost:
         lines.append("characters lost or incomplete:")
