@@ -98,6 +98,10 @@ def test_resume_from_checkpoint_continues_exactly(default_run, tmp_path, cache_d
     resumed = tmp_path / "resumed"
     r = run_train(["data=hybrid", "emotions=off", *FAST, f"ckpt_path={ckpt}"], cache_dir, resumed)
     assert r.returncode == 0, r.stderr[-3000:]
+    # the loader is stateful the way Lightning expects: no "not resumable ... unreliable" warning,
+    # one line saying why the resume is exact instead
+    assert "not resumable" not in r.stderr and "unreliable" not in r.stderr, r.stderr[-3000:]
+    assert "resuming at step 3: batches are a function of (seed, epoch, step)" in r.stderr
     a, b = read_metrics(default_run), read_metrics(only_run(resumed))
     assert b["train/steps"] == 6
     assert b["train/loss"] == a["train/loss"]  # the same 6th step as the uninterrupted run
