@@ -225,3 +225,11 @@ def test_help_of_train_offers_only_what_it_accepts(cache_dir, tmp_path):
     assert "max_steps: 7" in r.stdout  # overrides apply, as with Hydra's own --help
     r = run("--help", "judge=rank")
     assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_rolecraft_quiet_leaves_stdout_alone_and_stderr_empty(tmp_path):
+    env = cli_env(tmp_path / "cache")
+    r = subprocess.run([sys.executable, "-m", "rolecraft.cli", "-q", "data", "stats", "embedded:demo"], cwd=REPO,
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert "Characters" in r.stdout or "characters" in r.stdout.lower()

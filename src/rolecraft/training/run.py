@@ -237,7 +237,7 @@ def evaluate_trained(cfg, model, tok, ds, prompts, spec, out: Path) -> dict:
         return {}
     engine = LocalEngine(model, tok, cfg.model, None, cfg.data.max_source_length, accelerator=cfg.trainer.accelerator)
     answers = answers_from_engine(out.name, engine, bench, prompts, cfg.eval.generation, cfg.eval.batch_size,
-                                  cfg.seed, spec.template, progress=False)
+                                  cfg.seed, spec.template, progress=True)  # on stderr, after 1 s of work
     rows = result_rows(bench, answers)
     r = cfg.eval.rouge
     m = score_predictions(rows, RougeOptions(r.tokenizer, r.stat, r.references, r.postprocess), prefix=split,
