@@ -131,7 +131,9 @@ def pretrain(model, tok, documents: list[str]) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / p["warmup"]) * (0.55 + 0.45 * math.cos(math.pi * s / p["steps"])))
     model.train()
-    for _ in range(p["steps"]):
+    from rolecraft.console import progress
+
+    for _ in progress(range(p["steps"]), desc="pretrain the embedded tiny model", unit="step"):
         idx = torch.randint(0, n, (p["batch_size"],), generator=gen)
         logits = model(input_ids=inputs[idx]).logits
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), targets[idx].reshape(-1))
