@@ -6,7 +6,7 @@
 - **stderr** carries everything for the person watching: log records (once: Hydra's console
   handler points at stderr in ``conf/hydra/default.yaml``, and Lightning's own handler is
   removed by :func:`adopt_lightning_logging`), warnings, and progress bars (:func:`progress`,
-  Lightning's bar through ``training.trainer.StderrProgressBar``).
+  Lightning's bar through ``training.progress.StderrProgressBar``).
 - **quiet** (``quiet=true`` on the Hydra entry points, ``-q`` on ``rolecraft``): warnings and
   errors only, no progress bars; stdout is unchanged. **verbose** (``-v`` on ``rolecraft``;
   ``hydra.verbose=rolecraft`` on the Hydra entry points): debug records and full lists (every
