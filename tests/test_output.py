@@ -70,6 +70,29 @@ def test_known_harmless_warnings_are_filtered_and_others_kept():
     assert [str(w.message) for w in seen] == ["something else is deprecated"]
 
 
+def test_loading_a_trained_adapter_in_python_raises_no_known_harmless_warning(tmp_path, cache_dir):
+    """At the source: a Python caller of load_run (no entry point, no global filters) sees no
+    peft/transformers deprecation warning either."""
+    from omegaconf import OmegaConf
+
+    from rolecraft.config import LoraConfig, ModelConfig
+    from rolecraft.inference.sources import load_run
+    from rolecraft.modeling.base import load_base
+    from rolecraft.modeling.lora import apply_lora
+
+    model_cfg = OmegaConf.structured(ModelConfig())
+    cache = cache_dir
+    base, _, _ = load_base(model_cfg, str(cache))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        lora = apply_lora(base, OmegaConf.structured(LoraConfig()), model_cfg, model_cfg.name_or_path)
+        run = tmp_path / "run"
+        lora.save_pretrained(str(run / "adapter"))
+        OmegaConf.save(OmegaConf.create({"model": OmegaConf.to_container(model_cfg)}), run / "config.yaml")
+        load_run(run, str(cache))
+    assert not [str(w.message) for w in seen if "is_gradient_checkpointing" in str(w.message)]
+
+
 def test_lightning_advertisement_is_dropped_and_its_facts_kept(caplog):
     console.silence_known_noise()
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")

@@ -19,6 +19,7 @@ Pure standard library (tqdm is imported when a bar is made): safe for the torch-
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -65,6 +66,16 @@ def silence_known_noise() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropAdvertisements) and f.needle == needle for f in logger.filters):
             logger.addFilter(_DropAdvertisements(needle))
+
+
+@contextlib.contextmanager
+def harmless_warnings_silenced():
+    """The :data:`HARMLESS_WARNINGS` filters around one library call (e.g. building a PeftModel),
+    so Python callers of RoleCraft's functions do not see them either; restored afterwards."""
+    with warnings.catch_warnings():
+        for pattern, category, _why in HARMLESS_WARNINGS:
+            warnings.filterwarnings("ignore", message=pattern, category=category)
+        yield
 
 
 def adopt_lightning_logging() -> None:

@@ -36,7 +36,10 @@ def load_run(run_dir: str | Path, cache_dir: str, what: str = "answers.path") ->
     run = check_trained_run(run_dir, what)
     run_cfg = OmegaConf.load(run / "config.yaml")
     base, tok, _ = load_base(run_cfg.model, cache_dir)
-    model = PeftModel.from_pretrained(base, str(run / "adapter"))
+    from rolecraft.console import harmless_warnings_silenced
+
+    with harmless_warnings_silenced():  # peft reads a deprecated transformers attribute
+        model = PeftModel.from_pretrained(base, str(run / "adapter"))
     model.eval()
     return TrainedRun(run, model, tok, run_cfg)
 

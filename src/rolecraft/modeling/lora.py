@@ -27,6 +27,9 @@ def apply_lora(model, lora_cfg, model_cfg, base_ref: str):
     if model_cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
-    peft_model = get_peft_model(model, config)
+    from rolecraft.console import harmless_warnings_silenced
+
+    with harmless_warnings_silenced():  # peft reads a deprecated transformers attribute
+        peft_model = get_peft_model(model, config)
     peft_model.peft_config["default"].base_model_name_or_path = base_ref
     return peft_model
