@@ -136,6 +136,16 @@ def test_quiet_turns_bars_off_and_console_handlers_to_warnings(capsys):
         logging.getLogger().removeHandler(handler)
 
 
+def test_only_the_first_rank_is_loud(monkeypatch):
+    for var in ("LOCAL_RANK", "NODE_RANK", "RANK"):
+        monkeypatch.delenv(var, raising=False)
+    assert not console.is_secondary_rank()
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert not console.is_secondary_rank()
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert console.is_secondary_rank()
+
+
 # ---- honest metrics and timings ----------------------------------------------------------
 
 

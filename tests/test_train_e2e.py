@@ -131,6 +131,9 @@ def test_ddp_cpu_two_processes(tmp_path, cache_dir):
     m = read_metrics(only_run(tmp_path))
     assert m["train/world_size"] == 2 and m["train/steps"] == 6
     assert m["train/samples_seen"] == 6 * 4 * 2  # both ranks' shares of each step
+    # each line once: the second rank logs only warnings; no collective's deprecation warning
+    assert r.stderr.count("import-to-fit") == 1, r.stderr[-3000:]
+    assert "deprecated" not in r.stderr and "Warning" not in r.stderr, r.stderr[-3000:]
     for key in REQUIRED:
         assert isinstance(m[key], float)
 

@@ -122,10 +122,16 @@ def is_verbose() -> bool:
     return _state["verbose"]
 
 
+def is_secondary_rank() -> bool:
+    """A distributed rank other than the first (Lightning's DDP children, torchrun, SLURM tasks
+    of one run): it logs only warnings and errors, and shows no bars, so each line shows once."""
+    return any(int(os.environ.get(v, "0") or 0) > 0 for v in ("LOCAL_RANK", "NODE_RANK", "RANK"))
+
+
 def setup(quiet: bool = False, verbose: bool = False) -> None:
-    """The entry points' one call: filters, then verbosity."""
+    """The entry points' one call: filters, then verbosity (quiet on ranks other than the first)."""
     silence_known_noise()
-    set_verbosity(quiet=quiet, verbose=verbose)
+    set_verbosity(quiet=quiet or is_secondary_rank(), verbose=verbose)
 
 
 def progress(iterable=None, *, desc: str, total: int | None = None, unit: str = "it", **kwargs):

@@ -100,12 +100,16 @@ class RolePlayModule(L.LightningModule):
         sched = self.lr_schedulers()
         # label tokens of the whole window on all ranks: DDP averages gradients, so scaling by
         # world_size / global count makes the update the exact per-token mean over everything
-        # [label tokens, samples] of this rank; one gather gives both totals over all ranks
+        # [label tokens, samples] of this rank; one all-reduce gives both totals over all ranks (sums and
+        # maxima here are all-reduces, not Lightning's all_gather: that goes through torch's deprecated
+        # differentiable gather and warns on every run)
         counts = torch.tensor([float(sum(int((m["labels"][:, 1:] != IGNORE_INDEX).sum()) for m in batch["micro"])),
                                float(batch_samples(batch))], device=self.device)
         n_local = counts[0]
         micro, real = self._micro_on_every_rank(batch["micro"])
-        totals = self.all_gather(counts).reshape(-1, 2).sum(0) if self.trainer.world_size > 1 else counts
+        totals = counts.clone()
+        if self.trainer.world_size > 1:
+            torch.distributed.all_reduce(totals)
         n_global = totals[0]
         self.samples_seen += int(totals[1])
         scale = self.trainer.world_size / n_global.clamp(min=1.0)
@@ -174,13 +178,17 @@ class RolePlayModule(L.LightningModule):
         micro = list(micro)
         if self.trainer.world_size == 1:
             return micro, len(micro)
-        most = int(self.all_gather(torch.tensor(float(len(micro)), device=self.device)).max())
+        most = torch.tensor(float(len(micro)), device=self.device)
+        torch.distributed.all_reduce(most, op=torch.distributed.ReduceOp.MAX)
+        most = int(most)
         return micro + micro[-1:] * (most - len(micro)), len(micro)
 
     def on_validation_epoch_end(self):
         s, n = self._val_sum, self._val_n
         if self.trainer.world_size > 1:
-            s, n = self.all_gather(s).sum(), self.all_gather(n).sum()
+            s, n = s.clone(), n.clone()
+            torch.distributed.all_reduce(s)
+            torch.distributed.all_reduce(n)
         self.log("val/loss", s / n.clamp(min=1.0), prog_bar=True, rank_zero_only=False, sync_dist=False)
 
     # ---- optimizer ------------------------------------------------------------------------
