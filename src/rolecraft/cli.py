@@ -100,7 +100,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from rolecraft.export import export_command
 
     return export_command(args.run, args.merge, args.adapter, cache_dir=args.cache_dir, base=args.base,
-                          force=args.force, allow_empty=args.allow_empty)
+                          force=args.force)
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
@@ -133,7 +133,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from rolecraft.report.main import report_command
 
     return report_command(args.experiment, args.runs, args.out, wandb_path=args.wandb, resamples=args.resamples,
-                          force=args.force)
+                          force=args.force, allow_empty=args.allow_empty)
 
 
 # ---- parser --------------------------------------------------------------------------
