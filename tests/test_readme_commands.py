@@ -168,8 +168,8 @@ COMMANDS: dict[str, Cmd] = {
     "python chat.py run=outputs/DATE/TIME character=罗火旺":
         Cmd("run", use="python chat.py run={t1} character=罗火旺", stdin="你好\n/quit\n"),
     "python chat.py source=model model=qwen2_5_7b retrieval=lexical": Cmd("compose", WEIGHTS),
-    "python chat.py source=openai openai_model=gpt-4o data=data/roleinstruct-v1 character=...":
-        Cmd("run", use="python chat.py source=openai openai_model=gpt-4o data=embedded:demo character=罗火旺",
+    "python chat.py source=openai openai_model=gpt-4o data.root=data/roleinstruct-v1 character=...":
+        Cmd("run", use="python chat.py source=openai openai_model=gpt-4o data.root=embedded:demo character=罗火旺",
             append=("endpoint.base_url={chat_url}",), stdin="你好\n/quit\n", env={"OPENAI_API_KEY": "{key}"}),
     "vllm serve OUT --served-model-name luo-huowang":
         Cmd("not run", "vLLM is not a dependency and serves on a GPU; the fake server stands in for it below"),

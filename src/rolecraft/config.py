@@ -605,6 +605,11 @@ class ChatGenerationConfig(GenerationConfig):
 
 
 @dataclass
+class ChatDataConfig:
+    root: str = "embedded:demo"
+
+
+@dataclass
 class ChatConfig:
     # who answers: run (a train.py run directory) | model (a base model preset, zero-shot) | openai
     source: ChatSource = ChatSource.run
@@ -612,8 +617,9 @@ class ChatConfig:
     run: Optional[str] = None
     # the character to play (null = the first of the dataset); /character NAME switches
     character: Optional[str] = None
-    # source=model/openai: the dataset whose characters can be played (source=run: the run's)
-    data: str = "embedded:demo"
+    # source=model/openai: the dataset whose characters can be played, data.root=DIR as in train.py
+    # (source=run: the run's). A node, not a plain string: `data=` on the command line names the data group
+    data: ChatDataConfig = field(default_factory=lambda: ChatDataConfig())
     # the character prompt (source=run: the run's recorded spec unless typed on the command line)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     # characters of conversation kept (oldest turns are dropped first); the system prompt is extra
