@@ -306,3 +306,7 @@ def test_a_judge_whose_verdicts_all_fail_exits_non_zero_unless_allowed(judge_ser
     assert f"judge: {n} of {n} verdicts failed" in r.stdout + r.stderr  # a warning (logs: stdout or stderr)
     m = read_metrics(tmp_path / "ev2")
     assert m["judge/failures"] == n and m["judge/avg_rank/ours"] is None
+    # the share is range-checked before anything is asked
+    before = srv.count("chat")
+    r = run_evaluate([*args, "judge.max_failed=1.5"], cache_dir, tmp_path / "ev3", env={KEY_ENV: key})
+    assert r.returncode == 2 and "judge.max_failed=1.5: must be in [0, 1]" in r.stderr and srv.count("chat") == before

@@ -299,7 +299,8 @@ def run_command(readme_cmd: str, how: Cmd, ctx: dict, cache: Path) -> subprocess
     env_extra, argv = _argv(cmd, ctx)
     program = Path(argv[1]).name if argv[1].endswith(".py") else "rolecraft"
     appended = [a.format(**ctx) for a in how.append]
-    argv += appended + _small(argv + appended, program) if "--cfg" not in argv else []
+    small = _small(argv + appended, program) if how.kind == "run" and "--cfg" not in argv else []
+    argv += appended + small  # shared-data commands run as written: the README quotes their full results
     env = cli_env(cache, ctx["tmp"] / "outputs")
     env.update({k: v.format(**ctx) for k, v in how.env.items()})
     env.update(env_extra)
