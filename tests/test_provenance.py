@@ -310,3 +310,25 @@ def test_a_judge_whose_verdicts_all_fail_exits_non_zero_unless_allowed(judge_ser
     before = srv.count("chat")
     r = run_evaluate([*args, "judge.max_failed=1.5"], cache_dir, tmp_path / "ev3", env={KEY_ENV: key})
     assert r.returncode == 2 and "judge.max_failed=1.5: must be in [0, 1]" in r.stderr and srv.count("chat") == before
+
+
+def test_recording_and_reporting_provenance_import_no_deep_learning_library(tmp_path, cache_dir):
+    """evaluate.py over a predictions file (provenance.json included) and `rolecraft report` stay torch-free."""
+    from test_startup_imports import HEAVY, imported_modules
+
+    items = demo_items(1)
+    preds = write_preds(tmp_path / "p.jsonl", [{"key": it.key, "prediction": "答"} for it in items])
+    out = tmp_path / "ev"
+    r = subprocess.run([sys.executable, "-X", "importtime", str(REPO / "evaluate.py"), "answers=predictions",
+                        f"answers.path={preds}", "benchmark.max_samples=1", f"hydra.run.dir={out}"], cwd=REPO,
+                       env=cli_env(cache_dir), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((out / "provenance.json").read_text(encoding="utf-8"))["model"]["sha256"]
+    r2 = subprocess.run([sys.executable, "-X", "importtime", "-m", "rolecraft.cli", "report",
+                         str(tiny_experiment(tmp_path, "tiny_prov", "")), "--runs", str(tmp_path), "--out",
+                         str(tmp_path / "rep"), "--allow-empty"], cwd=REPO, env=cli_env(cache_dir),
+                        capture_output=True, text=True, timeout=300)
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    for res, what in ((r, "evaluate.py answers=predictions"), (r2, "rolecraft report")):
+        heavy = sorted(m for m in imported_modules(res.stderr) if m.split(".")[0] in HEAVY)
+        assert not heavy, f"{what} imported {heavy[:20]}"
