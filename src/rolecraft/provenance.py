@@ -149,7 +149,10 @@ def describe(provenance: dict | None, config: dict | None, overrides: dict | Non
         m = provenance.get("model") or {}
         d = provenance.get("data") or {}
         code = provenance.get("code") or {}
-        return {"model": m.get("preset") or m.get("name_or_path") or m.get("source"),
+        model = m.get("preset") or m.get("name_or_path")
+        if not model and m.get("source"):  # answers from a file nobody recorded the model of
+            model = f"{m['source']}:{Path(str(m['path'])).name}" if m.get("path") else str(m["source"])
+        return {"model": model,
                 "model_path": m.get("name_or_path"),
                 "data": d.get("name"), "data_root": d.get("root"), "data_sha256": d.get("sha256"),
                 "code": _code_text(code), "overrides": list(provenance.get("overrides") or []), "recorded": True}
