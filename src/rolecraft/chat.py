@@ -34,7 +34,7 @@ class Session:
         self.cfg = cfg
         cache = cfg.paths.cache_dir
         spec = PromptSpec.from_config(cfg.prompt)
-        data_root = cfg.data
+        data_root = cfg.data.root
         if cfg.source == "run":
             from rolecraft.data.prompts import recorded_spec, resolve_spec, typed_override_keys
             from rolecraft.inference.sources import load_run, run_engine

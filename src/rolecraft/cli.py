@@ -10,7 +10,7 @@
                            [--annotators 3] [--seed 0] [--kinds general,specific] [--profiles P] [--force]
     rolecraft human import SHEET.csv [...] --key DIR/key.json [--out results.json]
     rolecraft sweep generate [NAME ...] [--check] | expand FILE [--check] | run-local FILE [--runs-dir DIR] [--set K=V]
-    rolecraft report EXPERIMENT --runs DIR [--wandb ENTITY/PROJECT] --out OUT [--force]
+    rolecraft report EXPERIMENT --runs DIR [--wandb ENTITY/PROJECT] --out OUT [--force] [--allow-empty]
     rolecraft retrieval eval DIR [--backend lexical,bge,openai] [--queries reply|qa] [--k 1,3,5,10]
     rolecraft export RUN_DIR --merge OUT | --adapter OUT [--base BASE] [--force]
     rolecraft chat run=RUN_DIR character=NAME [...]      (the same as python chat.py ...)
@@ -135,7 +135,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from rolecraft.report.main import report_command
 
     return report_command(args.experiment, args.runs, args.out, wandb_path=args.wandb, resamples=args.resamples,
-                          force=args.force)
+                          force=args.force, allow_empty=args.allow_empty)
 
 
 # ---- parser --------------------------------------------------------------------------
@@ -252,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", required=True, help="output directory (written atomically)")
     rp.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples for ablations (default 2000)")
     rp.add_argument("--force", action="store_true", help="replace an existing --out directory that RoleCraft wrote earlier (never other files)")
+    rp.add_argument("--allow-empty", action="store_true",
+                    help="write the report even when no run of the experiment is found (else an error, exit 2)")
     rp.set_defaults(func=_cmd_report)
 
     rt = groups.add_parser("retrieval", help="measure retrieval of character context")

@@ -415,6 +415,10 @@ class AnswersConfig:
     format: PredictionsFormat = PredictionsFormat.auto
     # predictions: benchmark items with no prediction are an error unless this is true (they then score 0)
     allow_missing: bool = False
+    # predictions: the least share (0-1) of the file's predictions that must join a benchmark item; fewer
+    # is an error (a file for another benchmark or split). Unmatched ones are always counted and reported;
+    # none joining is always an error. RoleBench's rolegpt_baseline files answer train questions too (22% join)
+    min_matched: float = 0.1
     # model/run: prompts per generation batch; prompts longer than max_source_length tokens are cut
     # from the left (and counted), as in training
     batch_size: int = 16
@@ -454,6 +458,9 @@ class JudgeConfig:
     repeats: int = 1
     # a malformed or inconsistent verdict is re-asked up to this many tries in total, then recorded as failed
     max_attempts: int = 3
+    # the largest share (0-1) of failed verdicts a run may have: more fails the run (exit 2, metrics.json
+    # not written; judge.jsonl and samples.jsonl are); 1.0 records any number of failures (with a warning)
+    max_failed: float = 0.5
     temperature: float = 0.0
     max_tokens: int = 512
 
@@ -604,6 +611,11 @@ class ChatGenerationConfig(GenerationConfig):
 
 
 @dataclass
+class ChatDataConfig:
+    root: str = "embedded:demo"
+
+
+@dataclass
 class ChatConfig:
     # who answers: run (a train.py run directory) | model (a base model preset, zero-shot) | openai
     source: ChatSource = ChatSource.run
@@ -611,8 +623,9 @@ class ChatConfig:
     run: Optional[str] = None
     # the character to play (null = the first of the dataset); /character NAME switches
     character: Optional[str] = None
-    # source=model/openai: the dataset whose characters can be played (source=run: the run's)
-    data: str = "embedded:demo"
+    # source=model/openai: the dataset whose characters can be played, data.root=DIR as in train.py
+    # (source=run: the run's). A node, not a plain string: `data=` on the command line names the data group
+    data: ChatDataConfig = field(default_factory=lambda: ChatDataConfig())
     # the character prompt (source=run: the run's recorded spec unless typed on the command line)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     # characters of conversation kept (oldest turns are dropped first); the system prompt is extra

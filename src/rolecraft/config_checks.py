@@ -261,6 +261,8 @@ def check_evaluate(cfg) -> None:
     a = cfg.answers
     _positive_int("answers.batch_size", a.batch_size)
     _positive_int("answers.max_source_length", a.max_source_length)
+    _number("answers.min_matched", a.min_matched, low=0, high=1,
+            fix="the least share of the predictions that must join benchmark items, e.g. 0.1")
     if a.source == "openai":
         check_endpoint("answers.endpoint", a.endpoint)
     if a.source in ("model", "run"):
@@ -277,6 +279,8 @@ def check_evaluate(cfg) -> None:
     _positive_int("judge.max_items", j.max_items, optional=True, fix="questions judged; null = all")
     _positive_int("judge.repeats", j.repeats)
     _positive_int("judge.max_attempts", j.max_attempts)
+    _number("judge.max_failed", j.max_failed, low=0, high=1,
+            fix="the largest share of failed verdicts a run may have, e.g. 0.5 (1.0 = any)")
     _number("judge.temperature", j.temperature, low=0, high=2)
     _positive_int("judge.max_tokens", j.max_tokens)
     if j.mode != "none":

@@ -36,6 +36,11 @@ def run_config(cfg) -> dict:
     if rec.get("overrides"):  # a secret typed on the command line stays out too
         rec["overrides"] = [redact_override(o) for o in rec["overrides"]]
     out["_hydra"] = rec
+    from rolecraft.provenance import read as read_provenance
+
+    prov = read_provenance(cfg.paths.output_dir) if cfg.get("paths") is not None else None
+    if prov:  # written at the start of the run: base model, data hashes, code version
+        out["_provenance"] = prov
     return out
 
 

@@ -8,6 +8,7 @@ through ``rolecraft.rundir``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from rolecraft.errors import ConfigError, DataError
 from rolecraft.evaluation.benchmarks import Benchmark, EvalItem
 
 FORMATS = ("auto", "rolecraft", "rolebench")
+log = logging.getLogger("rolecraft")
 
 
 @dataclass
@@ -70,11 +72,14 @@ def read_prediction_file(path: Path, fmt: str = "auto") -> list[tuple[str, dict]
 
 
 def join_predictions(rows: list[tuple[str, dict]], bench: Benchmark, source: str,
-                     allow_missing: bool = False, fill_missing: bool = True) -> tuple[dict[str, str], dict]:
+                     allow_missing: bool = False, fill_missing: bool = True,
+                     min_matched: float = 0.0) -> tuple[dict[str, str], dict]:
     """Predictions by item key, joined on the key, else on (character, question).
 
     Items without a prediction are an error unless ``allow_missing``; they then get "" (scored as
-    empty answers) when ``fill_missing``, or stay absent (the judge skips them).
+    empty answers) when ``fill_missing``, or stay absent (the judge skips them). Predictions that
+    join no item are counted and reported; none joining, or fewer than ``min_matched`` of them (a
+    share), is an error.
     """
     by_key = {it.key: it for it in bench.items}
     by_pair: dict[tuple, list[EvalItem]] = {}
@@ -98,6 +103,15 @@ def join_predictions(rows: list[tuple[str, dict]], bench: Benchmark, source: str
         raise DataError(f"{source}: none of its {len(rows)} predictions joins the {len(bench.items)} items of "
                         f"benchmark={bench.name} (joined on key, else on (character, question)); first rows at "
                         f"{', '.join(unmatched[:3])}; benchmark items look like {shown}")
+    matched = len(rows) - len(unmatched)
+    if unmatched:
+        log.warning("%s: %d of %d predictions joined benchmark=%s items; %d joined none (first at %s)",
+                    source, matched, len(rows), bench.name, len(unmatched), ", ".join(unmatched[:3]))
+    if matched < min_matched * len(rows):
+        raise DataError(f"{source}: only {matched} of {len(rows)} predictions ({matched / len(rows):.1%}) join the "
+                        f"{len(bench.items)} items of benchmark={bench.name}, {len(unmatched)} join none (first at "
+                        f"{', '.join(unmatched[:3])}); check that the file answers this benchmark and split, or "
+                        f"lower answers.min_matched (now {min_matched})")
     if missing and not allow_missing:
         shown = "; ".join(f"({it.character}, {it.question[:30]!r})" for it in missing[:3])
         raise DataError(f"{source}: {len(missing)} of {len(bench.items)} benchmark items have no prediction, e.g. "
@@ -106,7 +120,10 @@ def join_predictions(rows: list[tuple[str, dict]], bench: Benchmark, source: str
     if fill_missing:
         for it in missing:
             preds[it.key] = ""
-    return preds, {"answers/missing": len(missing), "answers/unmatched": len(unmatched)}
+    if missing and allow_missing:
+        log.warning("%s: %d of %d benchmark items have no prediction (scored as empty answers: "
+                    "answers.allow_missing=true)", source, len(missing), len(bench.items))
+    return preds, {"answers/matched": matched, "answers/missing": len(missing), "answers/unmatched": len(unmatched)}
 
 
 def prediction_file(path_arg: str, what: str) -> Path:
@@ -149,7 +166,8 @@ def from_predictions(cfg, bench: Benchmark, spec=None) -> Answers:
         raise ConfigError("answers=predictions needs answers.path=FILE (a predictions JSONL)")
     path = prediction_file(a.path, "answers.path")
     rows = read_prediction_file(path, a.format)
-    preds, stats = join_predictions(rows, bench, f"answers.path={a.path}", a.allow_missing)
+    preds, stats = join_predictions(rows, bench, f"answers.path={a.path}", a.allow_missing,
+                                    min_matched=float(a.min_matched))
     default = Path(a.path).expanduser().name if path.name != Path(a.path).name else path.stem
     return Answers(a.name or default, preds, stats)
 

@@ -34,6 +34,8 @@ class Benchmark:
     # RoleInstruct dataset behind the items (model answer sources build the training prompt from it)
     dataset: object | None = None
     skipped: dict[str, int] = field(default_factory=dict)
+    # the files the items were read from (their hashes go into the run's provenance.json)
+    files: list[Path] = field(default_factory=list)
 
 
 def chats(bench: Benchmark, prompts=None, template_name: str = "v1") -> list[list[dict]]:
@@ -86,8 +88,11 @@ def from_dataset(ds, split: str = "test", max_per_kind: int | None = None) -> Be
 
     items = [EvalItem(s.id, s.kind, s.character, s.instruction, list(s.references))
              for s in evaluation_samples(ds, split, max_per_kind)]
+    from rolecraft.data.schema import FILES
+
     profiles = {n: render_profile(c.profile) for n, c in ds.characters.items()}
-    return Benchmark("roleinstruct", items, profiles, dataset=ds)
+    files = [Path(ds.root) / n for n in FILES] if ds.root is not None else []
+    return Benchmark("roleinstruct", items, profiles, dataset=ds, files=files)
 
 
 def load_roleinstruct(cfg) -> Benchmark:
@@ -121,7 +126,7 @@ def load_rolebench_zh(cfg) -> Benchmark:
         if not f.is_file():
             raise ConfigError(f"benchmark.root={cfg.root!r}: missing {sub}/test.jsonl (is it the rolebench-zh folder?)")
         items.extend(_rolebench_file(f, kind))
-    return Benchmark("rolebench_zh", items)
+    return Benchmark("rolebench_zh", items, files=[root / "general" / "test.jsonl", root / "role_specific" / "test.jsonl"])
 
 
 def load_belle(cfg) -> Benchmark:
@@ -144,7 +149,7 @@ def load_belle(cfg) -> Benchmark:
             skipped += 1
             continue
         items.append(EvalItem(item_key("raw", None, q), "raw", None, q.strip(), [ans], row.get("class")))
-    return Benchmark("belle", items, skipped={"no_reference": skipped})
+    return Benchmark("belle", items, skipped={"no_reference": skipped}, files=[p])
 
 
 def load_jsonl(cfg) -> Benchmark:
@@ -164,7 +169,7 @@ def load_jsonl(cfg) -> Benchmark:
             raise DataError(f"{where}: duplicate id {s.id!r} (first at line {seen[s.id]})")
         seen[s.id] = line
         items.append(EvalItem(s.id, s.kind, s.character, s.instruction, list(s.references)))
-    return Benchmark("jsonl", items)
+    return Benchmark("jsonl", items, files=[p])
 
 
 # the one table of benchmarks: a new one is a loader here (or in its own module, registered here)

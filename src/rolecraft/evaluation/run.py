@@ -52,6 +52,7 @@ def run(cfg) -> dict:
             compared[name] = preds
     write_config(cfg, out)
     write_spec(out, spec)
+    _write_provenance(cfg, out, bench, spec)
 
     answers = get_answers(cfg, bench, spec)
     rows = result_rows(bench, answers)
@@ -76,8 +77,11 @@ def run(cfg) -> dict:
         metrics.update(jm)
         metrics["judge/model"] = cfg.judge.model
         write_jsonl(out / "judge.jsonl", (asdict(v) for v in verdicts))
+        judge_failed = _judge_failures(cfg, out, jm)
 
     write_results(out, bench, rows)
+    if cfg.judge.mode != "none" and judge_failed is not None:
+        raise judge_failed  # after judge.jsonl and samples.jsonl, before metrics.json: not a finished run
     metrics["time/total_seconds"] = round(time.perf_counter() - t0, 3)
     _log(cfg, out, metrics, rows)
     write_metrics(out, metrics)  # last: a run directory with metrics.json is a finished run
@@ -85,6 +89,64 @@ def run(cfg) -> dict:
                       if "/options/" not in k and not k.startswith("judge/position_bias/top_share")},
                      ensure_ascii=False))
     return metrics
+
+
+def _judge_failures(cfg, out: Path, jm: dict):
+    """Failed verdicts said loudly: a warning whenever some failed, and the error to raise (once the
+    verdicts and samples are on disk) when more than ``judge.max_failed`` of them did."""
+    from rolecraft.errors import RolecraftError
+
+    total, failed = jm.get("judge/verdicts", 0), jm.get("judge/failures", 0)
+    if not total or not failed:
+        return None
+    share = failed / total
+    what = (f"judge: {failed} of {total} verdicts failed ({share:.0%}; malformed after judge.max_attempts="
+            f"{cfg.judge.max_attempts} tries, or the endpoint failed); each is in {out / 'judge.jsonl'}")
+    if share > cfg.judge.max_failed:
+        log.error("%s", what)
+        return RolecraftError(f"{what}; the run is not recorded as finished (no metrics.json): check judge.model and "
+                              f"judge.endpoint and rerun (answers are cached), or set judge.max_failed=1.0 "
+                              f"(now {cfg.judge.max_failed}) to record it anyway")
+    log.warning("%s; averages use the other %d", what, total - failed)
+    return None
+
+
+def _write_provenance(cfg, out: Path, bench, spec) -> None:
+    """provenance.json: where the answers came from (the base model of a preset or a trained run,
+    an endpoint's model, or a predictions file, hashed), the benchmark's files with their hashes,
+    the prompt spec, the overrides and the code version."""
+    from rolecraft import provenance
+    from rolecraft.rundir import redact_url
+
+    a = cfg.answers
+    model: dict = {"source": str(a.source)}
+    if a.source == "model":
+        model.update(provenance.model_record(cfg.model))
+    elif a.source == "openai":
+        model.update({"preset": None, "name_or_path": str(a.model), "endpoint": redact_url(str(a.endpoint.base_url))})
+    elif a.path:
+        p = Path(str(a.path)).expanduser()
+        run_dir = p if p.is_dir() else p.parent
+        made = provenance.read(run_dir)
+        if made and isinstance(made.get("model"), dict):  # the run that made the answers knows its base
+            model.update({k: v for k, v in made["model"].items() if k != "source"})
+            model["made_by"] = made.get("program")
+        elif a.source == "run":
+            from rolecraft.rundir import read_config
+
+            m = read_config(p).get("model") or {}
+            model.update({"preset": m.get("name"), "name_or_path": m.get("name_or_path")})
+        model["path"] = str(a.path)
+        if p.is_file():
+            model["sha256"] = provenance.file_sha256(p)
+    root = cfg.benchmark.root
+    if bench.dataset is not None and getattr(bench.dataset, "root", None) is not None:
+        data = provenance.dataset_record(str(root), bench.dataset)
+    else:
+        data = provenance.data_record(bench.name, root, list(bench.files))
+    data["benchmark"] = bench.name
+    judge = {"mode": str(cfg.judge.mode), "model": str(cfg.judge.model)} if cfg.judge.mode != "none" else None
+    provenance.write(out, provenance.build("evaluate.py", model, data, spec, judge=judge))
 
 
 def _prompt_spec(cfg, typed: set[str]):

@@ -34,6 +34,23 @@ class Row:
     label: str
     cells: dict[str, Cell]
     paper: dict[str, float]
+    # True: the row's runs match the paper's declared setup (paper_setup), so the paper's values are
+    # compared (Δ); False: shown for reference only, greyed, with ``Table.paper_note``; None: nothing to
+    # compare (no paper value, or no run)
+    comparable: bool | None = None
+
+    def runs(self) -> list[RunRecord]:
+        seen, out = set(), []
+        for cell in self.cells.values():
+            for run in cell.runs:
+                if run.name not in seen:
+                    seen.add(run.name)
+                    out.append(run)
+        return out
+
+    def setups(self) -> list[str]:
+        """The distinct (model, data) of the row's runs, as shown beside it."""
+        return sorted({setup_text(r.provenance) for r in self.runs()})
 
 
 @dataclass
@@ -41,6 +58,9 @@ class Table:
     experiment: Experiment
     rows: list[Row]
     paper_source: str | None
+    # set when some row's runs do not match the paper's setup: "runs use model=tiny, data=embedded:demo;
+    # paper: ChatGLM3-6B LoRA-tuned on RoleInstruct"
+    paper_note: str | None = None
 
     def filled(self) -> int:
         return sum(1 for r in self.rows for c in r.cells.values() if c.n)
@@ -101,4 +121,45 @@ def build_table(exp: Experiment, runs: list[RunRecord], duplicates: list[str] | 
     for label, values in paper.items():  # published rows we have no run for: shown, ours missing
         if label not in labels:
             rows[label] = Row(label, label, {c: Cell() for c in exp.columns}, values)
-    return Table(exp, list(rows.values()), source)
+    table = Table(exp, list(rows.values()), source)
+    mark_comparable(table)
+    return table
+
+
+def setup_text(prov: dict) -> str:
+    """``model=tiny, data=embedded:demo`` for a run's provenance (``?`` where it was not recorded)."""
+    return f"model={prov.get('model') or '?'}, data={prov.get('data_root') or prov.get('data') or '?'}"
+
+
+def run_matches(setup, prov: dict) -> bool:
+    """Whether a run used one of the declared base models and datasets (unknown never matches)."""
+    if setup.models and prov.get("model") not in setup.models:
+        return False
+    if setup.data:
+        root = str(prov.get("data_root") or "").rstrip("/")
+        names = {prov.get("data"), root.rsplit("/", 1)[-1] if root else None}
+        if not names & set(setup.data):
+            return False
+    return True
+
+
+def mark_comparable(t: Table) -> None:
+    """Decide per row whether the paper's values are compared with ours (see ``Row.comparable``).
+    Without a declared ``paper_setup`` an experiment's rows are compared as before."""
+    setup = t.experiment.paper_setup
+    mismatched: list[str] = []
+    for r in t.rows:
+        runs = r.runs()
+        if not r.paper or not runs:
+            r.comparable = None
+            continue
+        if setup is None:
+            r.comparable = True
+            continue
+        bad = [run for run in runs if not run_matches(setup, run.provenance)]
+        r.comparable = not bad
+        mismatched += [setup_text(run.provenance) for run in bad]
+    if mismatched:
+        used = sorted(set(mismatched))
+        t.paper_note = (f"runs use {'; '.join(used[:3])}{' …' if len(used) > 3 else ''}; "
+                        f"paper: {setup.text}: its values are shown for reference, not compared")

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from rolecraft.errors import DataError
+from rolecraft.provenance import describe
+from rolecraft.provenance import read as read_provenance
 from rolecraft.sweeps.experiments import Experiment
 
 HUMAN_FORMAT = "rolecraft-human-results/1"
@@ -23,6 +25,8 @@ class RunRecord:
     tags: list[str] = field(default_factory=list)
     path: Path | None = None  # local run directory
     url: str | None = None  # W&B run page
+    # what the run was made from (rolecraft.provenance.describe): model, data, data_sha256, code, overrides
+    provenance: dict = field(default_factory=dict)
 
     def value(self, key: str) -> str | None:
         """A run's value for ``key``: an override, a group choice, a metric or a config path."""
@@ -111,7 +115,7 @@ def collect_local(runs_dir: Path, exp: Experiment) -> tuple[list[RunRecord], lis
         config = _config(run_dir)
         tags = [str(t) for t in (config.get("tags") or [])]
         records.append(RunRecord(str(run_dir.relative_to(runs_dir)), metrics, overrides, choices, config, tags,
-                                 path=run_dir))
+                                 path=run_dir, provenance=describe(read_provenance(run_dir), config, overrides)))
     return _select(records, exp, problems)
 
 
@@ -148,7 +152,8 @@ def _collect_human(runs_dir: Path) -> tuple[list[RunRecord], list[str]]:
             continue
         for model, crits in (res.get("scores") or {}).items():
             metrics = {f"human/{c}": e.get("mean") for c, e in crits.items() if isinstance(e, dict)}
-            records.append(RunRecord(f"{f.relative_to(runs_dir)}:{model}", metrics, {"model": model}, path=f.parent))
+            records.append(RunRecord(f"{f.relative_to(runs_dir)}:{model}", metrics, {"model": model}, path=f.parent,
+                                     provenance=describe(None, {})))
     if not records:
         problems.append(f"{runs_dir}: no human evaluation results ({HUMAN_FORMAT}) found")
     return records, problems
@@ -171,6 +176,8 @@ def collect_wandb(path: str, exp: Experiment, api=None) -> tuple[list[RunRecord]
             k, _, v = str(item).partition("=")
             overrides[k.lstrip("+~")] = v
         summary = {k: v for k, v in dict(run.summary or {}).items() if not str(k).startswith("_")}
+        prov = config.pop("_provenance", None)
         records.append(RunRecord(run.name, summary, overrides, dict(hydra.get("choices") or {}), config,
-                                 list(run.tags or []), url=getattr(run, "url", None)))
+                                 list(run.tags or []), url=getattr(run, "url", None),
+                                 provenance=describe(prov if isinstance(prov, dict) else None, config, overrides)))
     return _select(records, exp, problems)

@@ -12,12 +12,13 @@ import os
 from pathlib import Path
 
 from rolecraft.report.aggregate import Table
-from rolecraft.report.tables import MISSING, NOT_PUBLISHED, _digits, diff, ours
+from rolecraft.report.tables import MISSING, NOT_COMPARED, NOT_PUBLISHED, _digits, diff, diff_text, ours, paper_text
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}
 td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}.miss{color:#999}.neg{color:#b00}.pos{color:#070}
-img{max-width:100%;border:1px solid #eee;margin:.5em 0}.note{color:#555;font-size:.9em}code{background:#f6f6f6}"""
+img{max-width:100%;border:1px solid #eee;margin:.5em 0}.note{color:#555;font-size:.9em}code{background:#f6f6f6}
+.grey{color:#aaa;font-style:italic}.warn{background:#fff4d6;border-left:4px solid #e0a800;padding:.5em .8em}"""
 
 
 def _img(path: Path) -> str:
@@ -32,8 +33,10 @@ def render(t: Table, plots: list[Path], ablations: list[dict], problems: list[st
              f"<style>{_CSS}</style></head><body><h1>{e(exp.title)}</h1>",
              f"<p class='note'>experiment <code>{e(exp.name)}</code>; paper: {e(t.paper_source or 'no published values')}"
              f"; ours = mean ± std over seeds (n runs); {MISSING} = no run, {NOT_PUBLISHED} = not published.</p>"]
+    if t.paper_note:
+        parts.append(f"<p class='warn'><b>Not the paper's setup:</b> {e(t.paper_note)} (greyed, Δ {NOT_COMPARED}).</p>")
     head = "".join(f"<th>{e(c)} (ours)</th><th>paper</th><th>Δ</th>" for c in exp.columns)
-    parts.append(f"<table><tr><th></th>{head}</tr>")
+    parts.append(f"<table><tr><th></th>{head}<th>runs (model, data)</th></tr>")
     for r in t.rows:
         tds = [f"<td>{e(r.label)}</td>"]
         for c in exp.columns:
@@ -42,9 +45,15 @@ def render(t: Table, plots: list[Path], ablations: list[dict], problems: list[st
             dd = diff(r.cells[c], p)
             o = ours(r.cells[c], d)
             tds.append(f"<td class='{'miss' if o == MISSING else ''}'>{e(o)}</td>")
-            tds.append(f"<td class='{'miss' if p is None else ''}'>{NOT_PUBLISHED if p is None else f'{p:.{d}f}'}</td>")
+            if r.comparable is False and p is not None:
+                note = e(t.paper_note or "")
+                tds.append(f"<td class='grey' title='{note}'>{e(paper_text(r, c, d))}</td>")
+                tds.append(f"<td class='grey' title='{note}'>{NOT_COMPARED}</td>")
+                continue
+            tds.append(f"<td class='{'miss' if p is None else ''}'>{e(paper_text(r, c, d))}</td>")
             cls = "miss" if dd is None else ("pos" if dd >= 0 else "neg")
-            tds.append(f"<td class='{cls}'>{MISSING if dd is None else f'{dd:+.{d}f}'}</td>")
+            tds.append(f"<td class='{cls}'>{e(diff_text(r, c, d))}</td>")
+        tds.append(f"<td class='note'>{e('; '.join(r.setups()) or MISSING)}</td>")
         parts.append("<tr>" + "".join(tds) + "</tr>")
     parts.append("</table>")
     if ablations:
@@ -61,7 +70,8 @@ def render(t: Table, plots: list[Path], ablations: list[dict], problems: list[st
         parts.append("</table>")
     for p in plots:
         parts.append(_img(p))
-    parts.append("<h2>Runs</h2><table><tr><th>row</th><th>run</th><th>seed</th><th>predictions</th></tr>")
+    parts.append("<h2>Runs</h2><table><tr><th>row</th><th>run</th><th>seed</th><th>predictions</th><th>base model</th>"
+                 "<th>data (sha256)</th><th>code</th><th>overrides</th></tr>")
     seen = set()
     for r in t.rows:
         for cell in r.cells.values():
@@ -76,8 +86,15 @@ def render(t: Table, plots: list[Path], ablations: list[dict], problems: list[st
                     link = f"<a href='{e(run.url)}'>W&amp;B</a>"
                 else:
                     link = "<span class='miss'>—</span>"
+                pv = run.provenance
+                sha = pv.get("data_sha256")
+                data = f"{pv.get('data_root') or pv.get('data') or '?'}" + (f" ({sha[:12]})" if sha else "")
+                model = pv.get("model") or "?"
+                if pv.get("model_path") and pv.get("model_path") != model:
+                    model += f" ({pv['model_path']})"
                 parts.append(f"<tr><td>{e(r.label)}</td><td>{e(run.name)}</td><td>{e(str(run.seed or ''))}</td>"
-                             f"<td>{link}</td></tr>")
+                             f"<td>{link}</td><td>{e(model)}</td><td>{e(data)}</td><td>{e(pv.get('code') or '?')}</td>"
+                             f"<td><code>{e(' '.join(pv.get('overrides') or []))}</code></td></tr>")
     parts.append("</table>")
     if problems:
         parts.append("<h2>Skipped</h2><ul>" + "".join(f"<li>{e(p)}</li>" for p in problems) + "</ul>")

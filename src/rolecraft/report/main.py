@@ -18,7 +18,7 @@ class ReportResult:
 
 
 def report(experiment: str, runs_dir: str | None, out: str, wandb_path: str | None = None, api=None,
-           resamples: int = 2000, force: bool = False) -> ReportResult:
+           resamples: int = 2000, force: bool = False, allow_empty: bool = False) -> ReportResult:
     from rolecraft.fileio import atomic_dir, check_output_dir, write_json, write_text
     from rolecraft.report import bootstrap, dashboard, plots, tables
     from rolecraft.report.aggregate import build_table
@@ -40,6 +40,13 @@ def report(experiment: str, runs_dir: str | None, out: str, wandb_path: str | No
         r, p = collect_wandb(wandb_path, exp, api=api)
         runs += r
         problems += p
+    if not runs and not allow_empty:
+        where = " and ".join(x for x in (f"--runs {runs_dir}" if runs_dir else "",
+                                         f"--wandb {wandb_path}" if wandb_path else "") if x)
+        why = f" ({len(problems)} skipped: {problems[-1]})" if problems else ""
+        raise ConfigError(f"report {exp.name}: no finished run of this experiment in {where}{why}; run its grid "
+                          f"first (rolecraft sweep run-local sweeps/{exp.name}.yaml --runs-dir DIR), point --runs at "
+                          "the runs, or pass --allow-empty to write the table with the paper's values only")
     table = build_table(exp, runs, problems)
 
     ablations = []
@@ -70,11 +77,15 @@ def report(experiment: str, runs_dir: str | None, out: str, wandb_path: str | No
         p = plots.loss_curves(table, tmp / "plots" / f"{exp.name}_loss.png")
         if p:
             pngs.append(p)
+        setup = exp.paper_setup
         write_json(tmp / "report.json", {
             "experiment": exp.name, "title": exp.title, "paper_source": table.paper_source,
-            "rows": [{"row": r.label, "key": r.key, "cells": {c: {"mean": cell.mean, "std": cell.std, "n": cell.n,
-                                                                    "paper": r.paper.get(c)}
-                                                              for c, cell in r.cells.items()}} for r in table.rows],
+            "paper_setup": None if setup is None else {"text": setup.text, "models": setup.models, "data": setup.data},
+            "paper_note": table.paper_note,
+            "rows": [{"row": r.label, "key": r.key, "paper_comparable": r.comparable, "setups": r.setups(),
+                      "cells": {c: {"mean": cell.mean, "std": cell.std, "n": cell.n, "paper": r.paper.get(c)}
+                                for c, cell in r.cells.items()},
+                      "runs": [{"name": run.name, **run.provenance} for run in r.runs()]} for r in table.rows],
             "ablations": ablations, "problems": problems, "runs": len(runs)})
         write_text(tmp / "index.html", dashboard.render(table, pngs, ablations, problems, out_dir))
         files += [out_dir / "report.json", out_dir / "index.html"]
@@ -83,15 +94,21 @@ def report(experiment: str, runs_dir: str | None, out: str, wandb_path: str | No
 
 
 def report_command(experiment: str, runs_dir: str | None, out: str, wandb_path: str | None = None,
-                   resamples: int = 2000, force: bool = False) -> int:
+                   resamples: int = 2000, force: bool = False, allow_empty: bool = False) -> int:
     """``rolecraft report``: notes on stderr; the table and each ablation's interval on stdout."""
     import sys
 
     from rolecraft.report.tables import markdown
 
-    res = report(experiment, runs_dir, out, wandb_path=wandb_path, resamples=resamples, force=force)
+    res = report(experiment, runs_dir, out, wandb_path=wandb_path, resamples=resamples, force=force,
+                 allow_empty=allow_empty)
     for p in res.problems:
         print(f"note: {p}", file=sys.stderr)
+    if res.table.paper_note:
+        print(f"warning: not the paper's setup: {res.table.paper_note}", file=sys.stderr)
+    if not res.table.filled():
+        print(f"warning: no run of {experiment} found (--allow-empty): the table has the paper's values only",
+              file=sys.stderr)
     print(markdown(res.table))
     for a in res.ablations:
         if a.get("diff") is not None:

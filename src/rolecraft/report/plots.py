@@ -55,6 +55,15 @@ def bars(t: Table, out: Path) -> Path | None:
 
 def loss_curves(t: Table, out: Path) -> Path | None:
     """train/loss against step from each local run's logs/metrics.csv, one colour per row."""
+    drawn = loss_figure(t)
+    if drawn is None:
+        return None
+    plt, fig, ax = drawn
+    return _save(plt, fig, ax, out)
+
+
+def loss_figure(t: Table):
+    """(pyplot, figure, axes) of the loss curves, not yet saved; None when no run logged a loss."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.6))
     drawn = 0
@@ -80,8 +89,9 @@ def loss_curves(t: Table, out: Path) -> Path | None:
                             steps.append(float(row["step"]))
                             losses.append(float(row["train/loss"]))
                 if steps:
-                    ax.plot(steps, losses, color=colours[i % len(colours)], alpha=0.8,
-                            label=r.label if len(seen) == 1 else None)
+                    # markers: a run with one or two logged points is a dot or a short segment, not invisible
+                    ax.plot(steps, losses, color=colours[i % len(colours)], alpha=0.8, marker="o",
+                            markersize=4 if len(steps) <= 20 else 2, label=r.label if len(seen) == 1 else None)
                     drawn += 1
     if not drawn:
         plt.close(fig)
@@ -89,4 +99,5 @@ def loss_curves(t: Table, out: Path) -> Path | None:
     ax.set_xlabel("step")
     ax.set_ylabel("train loss")
     ax.set_title(f"{t.experiment.title}: training loss")
-    return _save(plt, fig, ax, out)
+    ax.legend(fontsize=8)
+    return plt, fig, ax

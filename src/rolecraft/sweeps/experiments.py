@@ -11,8 +11,15 @@ from rolecraft.errors import ConfigError
 
 PROGRAMS = {"train.py": "rolecraft.train", "evaluate.py": "rolecraft.evaluate", "construct.py": "rolecraft.construct.main"}
 _KEYS = {"name", "title", "program", "grid", "seeds", "fixed", "rows", "row_labels", "columns", "metric", "goal",
-         "paper", "compare", "plot", "source"}
+         "paper", "paper_setup", "compare", "plot", "source"}
 PLOTS = ("bars", "grouped_bars", "none")
+
+
+@dataclass
+class PaperSetup:
+    text: str  # as shown beside the values, e.g. "ChatGLM3-6B on RoleInstruct"
+    models: list[str] = field(default_factory=list)
+    data: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -33,6 +40,9 @@ class Experiment:
     plot: str = "grouped_bars"
     source: str = "runs"  # runs | human
     path: Path | None = None
+    # what the paper's values were measured on: the paper's values sit beside a row only when its runs
+    # used one of these base-model presets (empty: not checked) and datasets (meta.json names)
+    paper_setup: PaperSetup | None = None
 
     def label(self, value: str) -> str:
         return str(self.row_labels.get(str(value), value))
@@ -96,6 +106,14 @@ def load_experiment(name_or_path: str) -> Experiment:
         if not isinstance(pair, list) or len(pair) != 2:
             raise ConfigError(f"{p}: each compare entry is a pair [a, b], got {pair!r}")
         compare.append((str(pair[0]), str(pair[1])))
+    setup = raw.get("paper_setup")
+    if setup is not None:
+        if not isinstance(setup, dict) or not setup.get("text") or set(setup) - {"text", "models", "data"}:
+            raise ConfigError(f"{p}: paper_setup is a mapping with 'text' (what the paper measured, e.g. "
+                              "'ChatGLM3-6B on RoleInstruct') and optional lists 'models' (presets) and 'data' "
+                              "(dataset names)")
+        setup = PaperSetup(str(setup["text"]), [str(m) for m in setup.get("models") or []],
+                           [str(d) for d in setup.get("data") or []])
     return Experiment(
         name=str(raw["name"]), title=str(raw.get("title") or raw["name"]), program=program,
         grid={str(k): list(v) for k, v in grid.items()},
@@ -103,7 +121,7 @@ def load_experiment(name_or_path: str) -> Experiment:
         rows=str(raw["rows"]), columns=[str(c) for c in raw["columns"]],
         row_labels={str(k): str(v) for k, v in (raw.get("row_labels") or {}).items()},
         metric=raw.get("metric"), goal=str(raw.get("goal", "maximize")), paper=raw.get("paper"), compare=compare,
-        plot=plot, source=str(raw.get("source", "runs")), path=p)
+        plot=plot, source=str(raw.get("source", "runs")), path=p, paper_setup=setup)
 
 
 def override_text(value: Any) -> str:

@@ -106,6 +106,11 @@ def _run(cfg, out: Path, t_start: float) -> dict | None:
 
         write_config(cfg, out)
         write_spec(out, spec)
+        from rolecraft import provenance
+
+        provenance.write(out, provenance.build(
+            "train.py", provenance.model_record(cfg.model), provenance.dataset_record(str(cfg.data.root), ds), spec,
+            resumed_from=str(cfg.ckpt_path) if cfg.ckpt_path else None))
 
     # -- model --------------------------------------------------------------------------------
     import lightning as L
