@@ -207,7 +207,8 @@ def _get(cfg, key: str, default=None):
 
 
 def wants_twin(model_cfg) -> bool:
-    return bool(_get(model_cfg, "tiny", False))
+    """``model.tiny=true`` on a preset of a real base (on the embedded model, already tiny, it changes nothing)."""
+    return bool(_get(model_cfg, "tiny", False)) and not str(_get(model_cfg, "name_or_path", "")).startswith("embedded:")
 
 
 def twin_spec(model_cfg) -> TwinSpec:
@@ -221,9 +222,6 @@ def twin_spec(model_cfg) -> TwinSpec:
         raise ConfigError(f"model.tiny=true: model={name} is remote code ({arch} lives in the checkpoint's own Python "
                           f"files, which transformers does not ship), so no twin can be built offline; test with a "
                           f"native preset ({natives}) or run the real weights with model.tiny=false")
-    if name == "tiny" or str(_get(model_cfg, "name_or_path", "")).startswith("embedded:"):
-        raise ConfigError("model.tiny=true: the embedded model is already tiny; choose a preset to twin "
-                          f"(model={sorted(TWINS)[0]} ...: {natives})")
     raise ConfigError(f"model.tiny=true: no twin recipe for model.name={name!r}; twins exist for {natives} "
                       "(rolecraft.modeling.twins.TWINS)")
 
