@@ -89,6 +89,11 @@ def test_twin_keeps_the_real_architecture_and_head_layout(name, twins):
         assert {"post_self_attn_layernorm", "post_mlp_layernorm"} <= names
     if name == "qwen2_5_7b":
         assert model.model.layers[0].self_attn.q_proj.bias is not None
+    from rolecraft.modeling.capabilities import accepts_logits_to_keep, is_native_transformers
+    from rolecraft.modeling.lit_module import packed_rows_are_isolated
+
+    # the fast paths are open to it: packing keeps samples apart, logits_to_keep, own generation loops
+    assert packed_rows_are_isolated(model) and accepts_logits_to_keep(model) and is_native_transformers(model)
 
 
 @pytest.mark.parametrize("name", NATIVE)
@@ -191,6 +196,7 @@ def test_twin_trains_generates_exports_merges_and_chats(name, cache_dir, tmp_pat
                        capture_output=True, text=True, timeout=600)
     train_s = time.perf_counter() - t0
     assert r.returncode == 0, r.stderr[-3000:]
+    assert "padded micro-batches instead" not in r.stderr  # the packing probe let it pack
     m = read_metrics(run)
     assert m["train/steps"] == 2 and 0 <= m["test/rouge_l/avg"] <= 1 and m["test/n/spe"] == 4
     acfg = json.loads((run / "adapter" / "adapter_config.json").read_text())
