@@ -165,15 +165,27 @@ def test_twins_are_cached_by_fingerprint(cache_dir, twins):
     assert json.loads((first / "rolecraft_twin.json").read_text())["architecture"] == "Qwen2ForCausalLM"
 
 
-def test_build_twin_larger_size_keeps_real_head_dim_and_vocabulary(tmp_path):
+def test_the_1b_size_keeps_real_head_dim_grouping_and_vocabulary(tmp_path):
+    import torch
+    import transformers
     from transformers import AutoConfig
 
-    from rolecraft.modeling.twins import build_twin
+    from rolecraft.modeling.twins import build_twin, twin_config_kwargs
 
-    out = build_twin(load_preset("glm4_9b"), tmp_path / "glm", size="1b", overrides={"num_hidden_layers": 1})
+    for name, spec in TWINS.items():
+        kw = twin_config_kwargs(spec, 4096, "1b")
+        assert kw["head_dim"] == spec.real.get("head_dim", 128) and kw["vocab_size"] == spec.real["vocab_size"]
+        assert kw["hidden_size"] == 2048 and kw["num_hidden_layers"] == 16
+        with torch.device("meta"):  # counted without allocating
+            model = getattr(transformers, spec.architecture)(getattr(transformers, spec.config_class)(**kw))
+        assert 1.0e9 < sum(p.numel() for p in model.parameters()) < 2.0e9, name
+    # overrides are applied last (here: a small build, to keep the test light)
+    out = build_twin(load_preset("glm4_9b"), tmp_path / "glm", size="1b",
+                     overrides={"num_hidden_layers": 1, "vocab_size": 8192}, dtype="bfloat16")
     cfg = AutoConfig.from_pretrained(out)
-    assert cfg.head_dim == 128 and cfg.vocab_size == 151552 and cfg.num_hidden_layers == 1 and cfg.hidden_size == 2048
+    assert cfg.head_dim == 128 and cfg.num_hidden_layers == 1 and cfg.hidden_size == 2048 and cfg.vocab_size == 8192
     assert cfg.num_attention_heads // cfg.num_key_value_heads == 16  # GLM-4's real grouping
+    assert json.loads((out / "rolecraft_twin.json").read_text())["size"] == "1b"
 
 
 # ---- the whole path, once per native preset --------------------------------------------------

@@ -20,7 +20,7 @@ Public API (also used by the GPU check to build a larger random model of a real 
 
 ``size`` is ``"tiny"`` (2 layers, head_dim 16, at most 2 KV heads; vocabulary = the small
 tokenizer's) or ``"1b"`` (16 layers, hidden 2048, the real head_dim, grouping and vocabulary size:
-~1-1.5B parameters, for GPU throughput and memory checks), and ``overrides`` are config keys set
+1.4-1.8B parameters, for GPU throughput and memory checks; pass ``dtype="bfloat16"``), and ``overrides`` are config keys set
 last (e.g. ``{"num_hidden_layers": 4}``).
 
 A preset is matched by ``model.name`` (the file name under ``conf/model/``). Import cost: the
@@ -280,8 +280,7 @@ def twin_config_kwargs(spec: TwinSpec, tokenizer_vocab: int, size: str = "tiny",
         n_kv = max(1, n_heads // group)
         kw.update(num_hidden_layers=16, num_attention_heads=n_heads, num_key_value_heads=n_kv, hidden_size=hidden,
                   intermediate_size=_round(hidden * mlp_ratio, 128), vocab_size=max(real["vocab_size"], tokenizer_vocab))
-    if "head_dim" in real or size == "tiny":
-        kw["head_dim"] = head_dim
+    kw["head_dim"] = head_dim  # explicit even where the real config derives it (hidden / heads)
     if "layer_types" not in kw and spec.config_class in ("Qwen2Config", "Qwen3Config"):
         kw["layer_types"] = ["full_attention"] * kw["num_hidden_layers"]
     kw.update(overrides or {})
