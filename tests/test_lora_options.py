@@ -205,3 +205,40 @@ def test_all_linear_dora_cli_run_loads_with_plain_peft_and_a_qlora_record_export
     assert not getattr(merged, "is_loaded_in_4bit", False)
     with torch.no_grad():
         assert torch.allclose(merged(input_ids=ids).logits, a, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_8bit_qlora_trains_on_a_cpu_bitsandbytes_and_merges_into_the_unquantized_base(cache_dir, tmp_path):
+    """Runs where the installed bitsandbytes trains 8-bit layers on the CPU (0.50 does; its 4-bit CPU
+    path does not, and that refusal is the test above), else skips."""
+    if importlib.util.find_spec("bitsandbytes") is None:
+        pytest.skip("bitsandbytes is not installed (pip install 'rolecraft[gpu]')")
+    import torch
+
+    from rolecraft.modeling.quant import bitsandbytes_cpu_works
+
+    if torch.cuda.is_available() or not bitsandbytes_cpu_works("8bit"):
+        pytest.skip("needs a CPU-only machine whose bitsandbytes trains 8-bit layers")
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from rolecraft.export import export
+    from rolecraft.inference.sources import load_run
+    from rolecraft.modeling.base import resolve_model_path
+
+    run = tmp_path / "run"
+    r = subprocess.run([sys.executable, str(REPO / "train.py"), "model.quantization=8bit", "trainer.max_steps=2",
+                        "data.max_eval_samples=2", "eval.generation.max_new_tokens=8", "trainer.enable_progress_bar=false",
+                        f"hydra.run.dir={run}"], cwd=REPO, env=cli_env(cache_dir), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    trained = load_run(run, str(cache_dir))  # as the run trained: quantized
+    assert any(type(m).__name__ == "Linear8bitLt" for m in trained.model.modules())
+    export(str(run), str(tmp_path / "merged"), merge=True, cache_dir=str(cache_dir))
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    assert not any("8bit" in type(m).__name__ for m in merged.modules())
+    base = resolve_model_path("embedded:tiny", str(cache_dir))
+    ids = torch.tensor([[5, 17, 300, 42, 9]])
+    with torch.no_grad():
+        want = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), run / "adapter").eval()(input_ids=ids).logits
+        assert torch.allclose(merged(input_ids=ids).logits, want, atol=1e-4)

@@ -11,8 +11,9 @@ Checks, in order, each a one-line :class:`~rolecraft.errors.ConfigError` (exit 2
 - :func:`check_quantization_static` (standard library only; run by ``config_checks.check_train``):
   bitsandbytes must be installed (``pip install 'rolecraft[gpu]'``);
 - :func:`check_quantization_runtime` (imports torch, before the model loads): a CUDA GPU, or a
-  bitsandbytes whose CPU backend really quantizes a small tensor here; a GPU run on
-  ``trainer.accelerator=cpu`` is refused (the quantized weights live on the GPU).
+  bitsandbytes that really trains through a small quantized layer on this CPU
+  (:func:`bitsandbytes_cpu_works`); a GPU run on ``trainer.accelerator=cpu`` is refused (the
+  quantized weights live on the GPU).
 """
 
 from __future__ import annotations
@@ -43,21 +44,36 @@ def check_quantization_static(model_cfg, prefix: str = "model") -> None:
 
 
 def bitsandbytes_cpu_works(q: str) -> bool:
-    """Whether the installed bitsandbytes quantizes on the CPU here (its multi-backend builds do): tried
-    on a 64x64 tensor, not guessed from a version number."""
+    """Whether the installed bitsandbytes can *train* through a quantized layer on this CPU: a 64->32
+    layer with bias, quantized here, run once in eval mode (as the packing probe and validation do)
+    and then forward + backward in train mode; the input gradient must match the unquantized
+    layer's. Tried, not guessed from a version number: bitsandbytes 0.50's CPU 4-bit path repacks the
+    weights for inference on the first eval forward and cannot backpropagate afterwards (measured
+    here; its 8-bit path passes)."""
     try:
         import torch
-        import bitsandbytes.functional as F
+        import bitsandbytes as bnb
 
-        x = torch.randn(64, 64)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            ref = torch.nn.Linear(64, 32, bias=True)
+            x = torch.randn(3, 64)
         if q == "4bit":
-            packed, state = F.quantize_4bit(x.to(torch.bfloat16), quant_type="nf4")
-            back = F.dequantize_4bit(packed, state)
+            layer = bnb.nn.Linear4bit(64, 32, bias=True, compute_dtype=torch.bfloat16, quant_type="nf4")
+            layer.weight = bnb.nn.Params4bit(ref.weight.data.clone(), requires_grad=False, quant_type="nf4")
         else:
-            ints, scales, _ = F.int8_vectorwise_quant(x.to(torch.float16))
-            back = ints.float() * scales[:, None].float() / 127
-        return bool(torch.isfinite(back.float()).all()) and float((back.float() - x).abs().mean()) < 0.5
-    except Exception:  # noqa: BLE001 - any failure means: no usable CPU path
+            layer = bnb.nn.Linear8bitLt(64, 32, bias=True, has_fp16_weights=False)
+            layer.weight = bnb.nn.Int8Params(ref.weight.data.clone(), requires_grad=False, has_fp16_weights=False)
+        layer.bias = torch.nn.Parameter(ref.bias.data.clone(), requires_grad=False)
+        layer = layer.to("cpu").eval()
+        with torch.no_grad():
+            layer(x)
+        layer.train()
+        x.requires_grad_(True)
+        layer(x).float().sum().backward()
+        want = ref.weight.data.sum(0)
+        return x.grad is not None and float((x.grad - want).abs().max()) < 0.1 * float(want.abs().max())
+    except Exception:  # noqa: BLE001 - any failure means: no usable CPU training path
         return False
 
 
@@ -77,8 +93,9 @@ def check_quantization_runtime(model_cfg, accelerator: str | None = None, prefix
         return
     import bitsandbytes
 
-    raise ConfigError(f"{prefix}.quantization={q}: no CUDA GPU here and bitsandbytes {bitsandbytes.__version__} has no "
-                      f"working CPU backend; run on a CUDA machine or use {prefix}.quantization=none")
+    raise ConfigError(f"{prefix}.quantization={q}: no CUDA GPU here, and bitsandbytes {bitsandbytes.__version__} cannot train "
+                      f"{q} layers on this CPU (a quantized layer failed a forward/backward test after an inference pass); "
+                      f"run on a CUDA machine or use {prefix}.quantization=none")
 
 
 def quantization_kwargs(model_cfg) -> dict:
