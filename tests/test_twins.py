@@ -227,6 +227,14 @@ def test_twin_trains_generates_exports_merges_and_chats(name, cache_dir, tmp_pat
         b = reloaded(input_ids=ids).logits
     assert torch.allclose(a, b, atol=2e-2, rtol=0), (a - b).abs().max()  # the merge is the adapter, folded in
 
+    # --adapter: plain peft finds the base from adapter_config.json (the twin's directory)
+    from peft import AutoPeftModelForCausalLM
+
+    export(str(run), str(tmp_path / "adapter"), merge=False, cache_dir=str(cache_dir))
+    plain = AutoPeftModelForCausalLM.from_pretrained(tmp_path / "adapter", dtype=torch.float32).eval()
+    with torch.no_grad():
+        assert torch.allclose(plain(input_ids=ids).logits, a, atol=2e-2, rtol=0)
+
     from hydra import compose, initialize_config_dir
 
     import rolecraft.config
