@@ -21,7 +21,10 @@ Public API (also used by the GPU check to build a larger random model of a real 
 ``size`` is ``"tiny"`` (2 layers, head_dim 16, at most 2 KV heads; vocabulary = the small
 tokenizer's) or ``"1b"`` (16 layers, hidden 2048, the real head_dim, grouping and vocabulary size:
 1.4-1.8B parameters, for GPU throughput and memory checks; pass ``dtype="bfloat16"``), and ``overrides`` are config keys set
-last (e.g. ``{"num_hidden_layers": 4}``).
+last (e.g. ``{"num_hidden_layers": 4}``). The ``"1b"`` size keeps the real vocabulary size, so
+the output head costs what it costs in the real model, but its tokenizer still has 4,096 tokens:
+a random model samples ids beyond it, which decode to nothing. Compare generated token ids there,
+not text, or pass ``overrides={"vocab_size": 4096}``.
 
 A preset is matched by ``model.name`` (the file name under ``conf/model/``). Import cost: the
 standard library only; torch, transformers and tokenizers load inside the builders.
@@ -32,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -122,9 +125,8 @@ class TwinSpec:
     template_source: str  # where the format is documented
     # added tokens that decode as text (Qwen3's <think>/</think> are not special)
     plain_added: tuple[str, ...] = ()
-    # config keys sized by head count, not copied (e.g. head_dim: scaled)
+    # the layout quirks the twin keeps, for readers
     notes: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 _GLM_TOKENS = ("<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>", "<|system|>", "<|user|>",
@@ -406,10 +408,3 @@ def ensure_twin(preset_cfg, cache_dir: str | Path, size: str = "tiny") -> Path:
             with atomic_dir(target, writer="rolecraft twin", what="model cache") as tmp:
                 build_twin(preset_cfg, tmp, size)
     return target
-
-
-def describe(name: str) -> str:
-    """One README-style line for a preset: native class or remote code."""
-    if name in TWINS:
-        return f"native ({TWINS[name].architecture})"
-    return f"remote code ({REMOTE_CODE.get(name, '?')})"
