@@ -251,3 +251,31 @@ def test_twin_trains_generates_exports_merges_and_chats(name, cache_dir, tmp_pat
     session.reply("你好", io.StringIO())
     assert [m["role"] for m in session.history] == ["user", "assistant"]
     print(f"{name}: train.py {train_s:.1f}s, fit {m['train/fit_seconds']}s")
+
+
+def test_config_checks_of_twins_and_quantization_stay_torch_free(cache_dir):
+    code = """
+import sys
+from hydra import compose, initialize_config_dir
+import rolecraft.config
+from rolecraft.config_checks import check_train
+from rolecraft.errors import ConfigError
+from rolecraft.paths import config_dir
+rolecraft.config.register("train_schema")
+with initialize_config_dir(config_dir(), version_base="1.3"):
+    ok = compose("train", overrides=["paths.output_dir=.", "model=glm4_9b", "model.tiny=true",
+                                     "lora.target_modules=all-linear", "lora.use_dora=true"])
+    bad = compose("train", overrides=["paths.output_dir=.", "model=baichuan2_7b", "model.tiny=true"])
+check_train(ok)
+try:
+    check_train(bad)
+    raise SystemExit("no error")
+except ConfigError as e:
+    assert "remote code" in str(e)
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers", "peft", "lightning"))
+assert not heavy, heavy
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=cli_env(cache_dir), capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
