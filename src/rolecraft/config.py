@@ -55,6 +55,10 @@ class Dtype(Choice):
     float16 = "float16"
 
 
+# member names are what OmegaConf matches a string against, and "4bit" is no identifier: functional form
+Quantization = Choice("Quantization", {"none": "none", "4bit": "4bit", "8bit": "8bit"})
+
+
 class LoraBias(Choice):
     none = "none"
     all = "all"
@@ -245,6 +249,13 @@ class ModelConfig:
     attn_implementation: Optional[str] = None
     gradient_checkpointing: bool = False
     revision: Optional[str] = None
+    # build and use a random-weight miniature of this preset's architecture (2 layers, small hidden size,
+    # the preset's head layout, special tokens, chat template and LoRA targets; no download), cached in
+    # paths.cache_dir: the whole train/generate/export path of a real base, in seconds (rolecraft.modeling.twins)
+    tiny: bool = False
+    # QLoRA: none | 4bit (bitsandbytes NF4, double quantization, bf16 compute) | 8bit (LLM.int8); needs CUDA
+    # and the gpu extra (pip install 'rolecraft[gpu]'); adapters are exported and merged on the unquantized base
+    quantization: Quantization = Quantization["none"]
 
 
 @dataclass
@@ -252,9 +263,16 @@ class LoraConfig:
     r: int = 8
     alpha: int = 32
     dropout: float = 0.1
-    # null = the model preset's lora_targets
-    target_modules: Optional[List[str]] = None
+    # null = the model preset's lora_targets; a list of module names, or all-linear (every linear layer but
+    # the output head, peft's spelling; a one-element list [all-linear] means the same)
+    target_modules: Optional[Any] = None
     bias: LoraBias = LoraBias.none
+    # DoRA (weight-decomposed LoRA: a learned magnitude per output feature; slower steps, often better at low r)
+    use_dora: bool = False
+    # rank-stabilised scaling alpha/sqrt(r) instead of alpha/r (keeps high ranks from learning too slowly)
+    use_rslora: bool = False
+    # modules trained in full and saved with the adapter (e.g. [embed_tokens, lm_head] after adding tokens)
+    modules_to_save: List[str] = field(default_factory=list)
 
 
 @dataclass

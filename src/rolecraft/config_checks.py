@@ -12,7 +12,8 @@ names an environment variable rather than holding a key ... Each problem raises
 - :func:`refuse_secret_overrides`: the command line, before Hydra records it in ``.hydra/``;
 - :func:`check_env_name`: one ``*_env`` value.
 
-Import cost: the standard library and ``rolecraft.errors`` / ``rolecraft.rundir`` only.
+Import cost: the standard library and ``rolecraft.errors`` / ``rolecraft.rundir`` only (plus the torch-free
+``rolecraft.modeling.twins`` / ``rolecraft.modeling.quant`` tables, imported inside :func:`check_model`).
 """
 
 from __future__ import annotations
@@ -166,6 +167,33 @@ def check_prompt(prefix: str, p, *, check_endpoint_ranges: bool = True) -> None:
 def check_model(prefix: str, m) -> None:
     if not str(m.name_or_path or "").strip():
         _fail(f"{prefix}.name_or_path", "''", "name a hub id, a local directory or embedded:tiny")
+    from rolecraft.modeling.quant import check_quantization_static
+    from rolecraft.modeling.twins import twin_spec, wants_twin
+
+    if wants_twin(m):
+        twin_spec(m)  # remote-code and unknown presets: one line, before anything loads
+    check_quantization_static(m, prefix)
+
+
+def check_lora_targets(value) -> None:
+    """``lora.target_modules``: null, ``all-linear``, or a non-empty list of module names."""
+    if value is None:
+        return
+    if isinstance(value, str):
+        if value.strip() != "all-linear":
+            _fail("lora.target_modules", value, "give a list of module names, e.g. [q_proj,v_proj], all-linear, "
+                                                "or null for the model preset's lora_targets")
+        return
+    if isinstance(value, (bool, int, float)) or not hasattr(value, "__iter__"):
+        _fail("lora.target_modules", value, "give a list of module names, all-linear, or null")
+    names = list(value)
+    if not names:
+        _fail("lora.target_modules", "[]", "name at least one module, or null for the model preset's lora_targets")
+    bad = [n for n in names if not isinstance(n, str) or not n.strip()]
+    if bad:
+        _fail("lora.target_modules", names, "every entry must be a module name such as q_proj")
+    if "all-linear" in names and len(names) > 1:
+        _fail("lora.target_modules", names, "all-linear already covers every linear layer: use it alone")
 
 
 def check_seed(value) -> None:
@@ -198,8 +226,10 @@ def check_train(cfg) -> None:
     _positive_int("lora.r", lo.r, fix="the LoRA rank, e.g. 8")
     _number("lora.alpha", lo.alpha, low=0, low_open=True, fix="e.g. 32")
     _number("lora.dropout", lo.dropout, low=0, high=1, high_open=True)
-    if lo.target_modules is not None and not list(lo.target_modules):
-        _fail("lora.target_modules", "[]", "name at least one module, or null for the model preset's lora_targets")
+    check_lora_targets(lo.target_modules)
+    mts = list(lo.modules_to_save or [])
+    if any(not isinstance(n, str) or not n.strip() for n in mts):
+        _fail("lora.modules_to_save", mts, "list module names such as [lm_head]")
 
     o = cfg.optim
     _number("optim.lr", o.lr, low=0, low_open=True, fix="e.g. 2e-4")

@@ -35,7 +35,7 @@ HARMLESS_WARNINGS: tuple[tuple[str, type[Warning], str], ...] = (
      "peft reads the old transformers attribute on every PeftModel; nothing of ours uses it"),
     (r".*base_model_name_or_path.*was renamed", Warning,
      "peft notes the portable 'embedded:tiny' base name we record on purpose (rolecraft export)"),
-    (r".*Could not find a config file in embedded", Warning,
+    (r".*Could not find a config file in (embedded|twin):", Warning,
      "peft looks for the base's config under the portable name; the base is already loaded"),
     (r".*Using ModelCheckpoint with manual optimization", Warning,
      "our step is one manual optimisation over the whole accumulation window; checkpoints are per step"),

@@ -18,19 +18,23 @@ from rolecraft.errors import ConfigError
 def export(run_dir: str, out: str, merge: bool, cache_dir: str, base: str | None = None, force: bool = False) -> dict:
     from rolecraft.fileio import atomic_dir, check_output_dir, read_json, write_json
     from rolecraft.inference.sources import load_run
-    from rolecraft.modeling.base import resolve_model_path
+    from rolecraft.modeling.base import resolve_base
+    from rolecraft.modeling.twins import wants_twin
 
     run = Path(run_dir).expanduser()
     flag = "--merge" if merge else "--adapter"
     check_output_dir(out, force=force, inputs=[run], what=flag)  # before the model loads
-    trained = load_run(str(run), cache_dir, what="RUN_DIR")
+    # a QLoRA run's adapter is merged into (and served beside) the unquantized base
+    trained = load_run(str(run), cache_dir, what="RUN_DIR", unquantized=True)
     model, tok, run_cfg = trained.model, trained.tokenizer, trained.config
     name = run_cfg.model.name_or_path
-    resolved = resolve_model_path(name, cache_dir)
+    resolved = resolve_base(run_cfg.model, cache_dir)
+    local_only = name.startswith("embedded:") or wants_twin(run_cfg.model)
     if run_cfg.model.get("chat_template"):
         tok.chat_template = run_cfg.model.chat_template  # the template the adapter was trained with
     target = Path(out).expanduser()
-    info = {"run": str(run.resolve()), "base": name, "kind": "merged" if merge else "adapter"}
+    info = {"run": str(run.resolve()), "base": resolved if wants_twin(run_cfg.model) else name,
+            "kind": "merged" if merge else "adapter"}
     with atomic_dir(target, force=force, inputs=[run], writer=f"rolecraft export {flag}", what=flag) as tmp:
         if merge:
             merged = model.merge_and_unload()
@@ -40,8 +44,8 @@ def export(run_dir: str, out: str, merge: bool, cache_dir: str, base: str | None
             shutil.copytree(run / "adapter", tmp, dirs_exist_ok=True)
             cfg_path = tmp / "adapter_config.json"
             acfg = read_json(cfg_path)
-            # a hub id stays portable; the embedded tiny model exists only as a local directory
-            acfg["base_model_name_or_path"] = base or (resolved if name.startswith("embedded:") else name)
+            # a hub id stays portable; the embedded tiny model and twins exist only as local directories
+            acfg["base_model_name_or_path"] = base or (resolved if local_only else name)
             write_json(cfg_path, acfg)
             tok.save_pretrained(str(tmp))
             info["base_model_name_or_path"] = acfg["base_model_name_or_path"]

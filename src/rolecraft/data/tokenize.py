@@ -28,8 +28,12 @@ class ChatEncoder:
     """Turns messages into token ids with the tokenizer's chat template (or an override)."""
 
     def __init__(self, tokenizer, max_source_length: int, max_target_length: int,
-                 chat_template: str | None = None):
+                 chat_template: str | None = None, end_ids: list[int] | None = None):
         self.tok = tokenizer
+        # tokens that end an answer (eos and the preset's stop tokens): a template whose answers carry
+        # none of them (GLM-4: the next <|user|> ends a turn) gets eos appended, or the model never learns to stop
+        self.eos_id = getattr(tokenizer, "eos_token_id", None)
+        self.end_ids = set(end_ids) if end_ids else ({self.eos_id} - {None})
         self.max_source_length = max_source_length
         self.max_target_length = max_target_length
         self.template = chat_template
@@ -63,6 +67,8 @@ class ChatEncoder:
             answer_text = messages[-1]["content"] + (self.tok.eos_token or "")
         prompt = self.prompt_ids(messages[:-1], sample_id)
         answer = self._ids(answer_text)
+        if self.end_ids and not self.end_ids.intersection(answer) and self.eos_id is not None:
+            answer.append(self.eos_id)
         if len(answer) > self.max_target_length:
             self.truncated.responses += 1
             self.truncated.note(sample_id)

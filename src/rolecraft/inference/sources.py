@@ -27,7 +27,9 @@ def check_trained_run(run_dir: str | Path, what: str = "answers.path") -> Path:
     return run
 
 
-def load_run(run_dir: str | Path, cache_dir: str, what: str = "answers.path") -> TrainedRun:
+def load_run(run_dir: str | Path, cache_dir: str, what: str = "answers.path", unquantized: bool = False) -> TrainedRun:
+    """``unquantized``: load the base at full precision even when the run trained it quantized (QLoRA),
+    as exporting and merging want."""
     from omegaconf import OmegaConf
     from peft import PeftModel
 
@@ -35,7 +37,10 @@ def load_run(run_dir: str | Path, cache_dir: str, what: str = "answers.path") ->
 
     run = check_trained_run(run_dir, what)
     run_cfg = OmegaConf.load(run / "config.yaml")
-    base, tok, _ = load_base(run_cfg.model, cache_dir)
+    model_cfg = run_cfg.model
+    if unquantized and str(model_cfg.get("quantization", "none") or "none") != "none":
+        model_cfg = OmegaConf.merge(model_cfg, {"quantization": "none"})
+    base, tok, _ = load_base(model_cfg, cache_dir)
     from rolecraft.console import harmless_warnings_silenced
 
     with harmless_warnings_silenced():  # peft reads a deprecated transformers attribute

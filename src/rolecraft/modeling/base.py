@@ -47,6 +47,24 @@ def resolve_model_path(name_or_path: str, cache_dir: str | Path) -> str:
     return name_or_path
 
 
+def resolve_base(model_cfg, cache_dir: str | Path) -> str:
+    """:func:`resolve_model_path` of a model preset: with ``model.tiny=true``, the directory of the
+    preset's architecture twin (built on first use; rolecraft.modeling.twins)."""
+    from rolecraft.modeling.twins import ensure_twin, wants_twin
+
+    if wants_twin(model_cfg):
+        return str(ensure_twin(model_cfg, cache_dir))
+    return resolve_model_path(model_cfg.name_or_path, cache_dir)
+
+
+def base_reference(model_cfg) -> str:
+    """What adapter_config.json records as the base: the hub id or embedded name, ``twin:<preset>`` for a
+    twin (never a machine path, which breaks when folders move)."""
+    from rolecraft.modeling.twins import wants_twin
+
+    return f"twin:{model_cfg.name}" if wants_twin(model_cfg) else str(model_cfg.name_or_path)
+
+
 def hub_timeout() -> float:
     """Seconds from ``ROLECRAFT_HUB_TIMEOUT`` (default 60)."""
     raw = os.environ.get(HUB_TIMEOUT_ENV, "").strip()
@@ -164,18 +182,24 @@ def load_model(path: str, model_cfg):
     import torch
     from transformers import AutoModelForCausalLM
 
+    from rolecraft.modeling.quant import quantization_kwargs
+
     kwargs = {"trust_remote_code": model_cfg.trust_remote_code, "revision": model_cfg.revision}
     if model_cfg.dtype not in DTYPES:
         raise ConfigError(f"model.dtype={model_cfg.dtype!r}: use one of {', '.join(DTYPES)}")
     kwargs["dtype"] = model_cfg.dtype if model_cfg.dtype == "auto" else getattr(torch, model_cfg.dtype)
     if model_cfg.attn_implementation:
         kwargs["attn_implementation"] = model_cfg.attn_implementation
+    kwargs.update(quantization_kwargs(model_cfg))
     return AutoModelForCausalLM.from_pretrained(path, **kwargs)
 
 
 def load_base(model_cfg, cache_dir: str | Path):
     """(model, tokenizer, resolved path). Errors are one line naming the key and value."""
-    path = resolve_model_path(model_cfg.name_or_path, cache_dir)
+    from rolecraft.modeling.quant import check_quantization_runtime
+
+    check_quantization_runtime(model_cfg)  # before anything loads (or downloads)
+    path = resolve_base(model_cfg, cache_dir)
     seconds = hub_timeout()
     if is_hub_id(path):
         from huggingface_hub import constants

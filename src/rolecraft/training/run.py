@@ -47,6 +47,10 @@ def run(cfg) -> dict | None:
     from rolecraft.config_checks import check_train
 
     check_train(cfg)  # values range-checked before anything is written or loaded
+    from rolecraft.modeling.quant import check_quantization_runtime, quantization
+
+    if quantization(cfg.model) != "none":  # CUDA or a working CPU backend, before anything loads
+        check_quantization_runtime(cfg.model, cfg.trainer.accelerator)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     lock = _hold_run_lock(out) if _rank_zero() else None
@@ -117,7 +121,7 @@ def _run(cfg, out: Path, t_start: float) -> dict | None:
 
     from rolecraft.data.datamodule import RoleDataModule
     from rolecraft.data.tokenize import ChatEncoder
-    from rolecraft.modeling.base import load_base
+    from rolecraft.modeling.base import base_reference, load_base, stop_token_ids
     from rolecraft.modeling.compile import apply_compile
     from rolecraft.modeling.lit_module import RolePlayModule, packed_rows_are_isolated
     from rolecraft.modeling.lora import apply_lora
@@ -126,10 +130,11 @@ def _run(cfg, out: Path, t_start: float) -> dict | None:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     base, tok, model_path = load_base(cfg.model, cfg.paths.cache_dir)
     base.train()  # transformers 5 returns models in eval mode
-    encoder = ChatEncoder(tok, cfg.data.max_source_length, cfg.data.max_target_length, cfg.model.chat_template)
+    encoder = ChatEncoder(tok, cfg.data.max_source_length, cfg.data.max_target_length, cfg.model.chat_template,
+                          end_ids=stop_token_ids(tok, cfg.model))
     train_rows = [encoder.encode(prompts.messages(s, s.references[0]), s.id) for s in train]
     val_rows = [encoder.encode(prompts.messages(s, s.references[0]), s.id) for s in val]
-    model = apply_lora(base, cfg.lora, cfg.model, cfg.model.name_or_path)
+    model = apply_lora(base, cfg.lora, cfg.model, base_reference(cfg.model))
 
     packing = cfg.data.packing
     if packing and not packed_rows_are_isolated(model):
