@@ -118,25 +118,24 @@ class RolePlayModule(L.LightningModule):
     def _clip_gradients(self, opt) -> None:
         """Clip by the global L2 norm of the trainable gradients.
 
-        Written out because Lightning's FSDP precision refuses norm clipping and FSDP's own
-        clip_grad_norm_ cannot run inside the wrapped forward that hosts a manual-optimisation
-        step. Under FSDP each rank holds a shard of each gradient, so squares are summed over ranks.
-        """
+        Written out (not Lightning's ``gradient_clip_val``) because this module optimises manually.
+        Under DDP every rank holds the whole (averaged) gradient; under FSDP2 each rank holds a shard
+        of each gradient as a DTensor, and the norm is reduced over the mesh before any gradient is
+        scaled, so every rank scales by the same global factor (a per-shard norm would not)."""
         max_norm = self.optim_cfg.gradient_clip_val
         if not max_norm:
             return
-        from lightning.pytorch.strategies import FSDPStrategy
+        from rolecraft.modeling.sharding import clip_grad_norm
 
-        grads = [p.grad for p in self.model.parameters() if p.requires_grad and p.grad is not None]
-        sq = torch.zeros((), device=self.device)
-        for g in grads:
-            sq += g.detach().float().pow(2).sum()
-        if isinstance(self.trainer.strategy, FSDPStrategy) and self.trainer.world_size > 1:
-            torch.distributed.all_reduce(sq)
-        coef = max_norm / (sq.sqrt() + 1e-6)
-        if coef < 1.0:
-            for g in grads:
-                g.mul_(coef.to(g.dtype))
+        clip_grad_norm([p for p in self.model.parameters() if p.requires_grad], max_norm)
+
+    def configure_model(self) -> None:
+        """Lightning's hook for sharding: under ``trainer.strategy=fsdp`` shard the model over the
+        data-parallel mesh (FSDP2); under every other strategy nothing happens."""
+        if getattr(self.trainer.strategy, "shards_model", False):
+            from rolecraft.modeling.sharding import fully_shard_model
+
+            fully_shard_model(self.model, self.device_mesh["data_parallel"])
 
     # ---- validation -----------------------------------------------------------------------
     def on_validation_epoch_start(self):

@@ -134,11 +134,18 @@ def _run(cfg, out: Path) -> dict | None:
     log.info("import-to-fit %.1fs", t_fit - t_start)
     _fit(trainer, module, dm, cfg.ckpt_path, out)
     fit_s = time.perf_counter() - t_fit
+    from rolecraft.modeling.sharding import gathered_trainable, is_sharded
+
+    sharded = is_sharded(model)
+    # under FSDP the LoRA matrices are DTensor shards: every rank takes part in gathering them
+    adapter_state = gathered_trainable(model) if sharded else None
     if not trainer.is_global_zero:
         return None
 
     # -- export and evaluate (rank zero) -----------------------------------------------------
-    model.save_pretrained(str(out / "adapter"))
+    model.save_pretrained(str(out / "adapter"), state_dict=adapter_state)
+    if sharded:  # rank zero holds a shard of the base only: evaluate base + the exported adapter
+        model = _plain_model(cfg, out / "adapter")
     metrics: dict = {
         "train/loss": module.last_train_loss,
         "train/steps": int(trainer.global_step),
@@ -152,7 +159,7 @@ def _run(cfg, out: Path) -> dict | None:
     if "val/loss" in trainer.callback_metrics:
         metrics["val/loss"] = float(trainer.callback_metrics["val/loss"])
     if cfg.eval.enabled:
-        metrics.update(evaluate_trained(cfg, module.model, tok, ds, prompts, spec, out))
+        metrics.update(evaluate_trained(cfg, model, tok, ds, prompts, spec, out))
     if module.first_step_seconds is not None:
         metrics["time/launch_to_first_step_seconds"] = round(module.first_step_seconds, 3)
     metrics["time/total_seconds"] = round(time.perf_counter() - t_start, 3)
@@ -164,6 +171,16 @@ def _run(cfg, out: Path) -> dict | None:
     summary = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items() if "/options/" not in k}
     print(json.dumps(summary, ensure_ascii=False))
     return metrics
+
+
+def _plain_model(cfg, adapter_dir: Path):
+    """The base loaded again, unsharded, with the adapter just exported (as a user loads it)."""
+    from peft import PeftModel
+
+    from rolecraft.modeling.base import load_base
+
+    base, _, _ = load_base(cfg.model, cfg.paths.cache_dir)
+    return PeftModel.from_pretrained(base, str(adapter_dir))
 
 
 def _fit(trainer, module, dm, ckpt_path, out: Path) -> None:

@@ -7,16 +7,8 @@ from pathlib import Path
 from rolecraft.errors import ConfigError
 
 
-FSDP_UNSUPPORTED = (
-    "trainer=fsdp: training steps run, but saving the LoRA adapter from FSDP-wrapped peft modules fails "
-    "(FSDP's state_dict hooks expect the frozen base weights); use trainer=ddp (one process per GPU) or "
-    "trainer=gpu with model.gradient_checkpointing=true until this is fixed")
-
-
 def check_strategy(tcfg) -> None:
     """Refuse, before any model loads, strategies known to fail later in the run."""
-    if str(tcfg.strategy).startswith("fsdp"):
-        raise ConfigError(FSDP_UNSUPPORTED)
     from rolecraft.modeling.compile import MODES
 
     if tcfg.compile not in MODES:
@@ -24,6 +16,10 @@ def check_strategy(tcfg) -> None:
 
 
 def build_strategy(tcfg):
+    if tcfg.strategy == "fsdp":  # FSDP2 (fully_shard), CPU or GPU: see rolecraft.training.fsdp
+        from rolecraft.training.fsdp import ShardedStrategy
+
+        return ShardedStrategy(process_group_backend=tcfg.process_group_backend)
     if tcfg.strategy == "ddp" and tcfg.process_group_backend:
         from lightning.pytorch.strategies import DDPStrategy
 
