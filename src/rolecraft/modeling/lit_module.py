@@ -102,9 +102,12 @@ class RolePlayModule(L.LightningModule):
         opt.step()  # clips in on_before_optimizer_step: after the AMP unscale, before the update
         opt.zero_grad(set_to_none=True)
         sched.step()
-        loss = total / n_local.clamp(min=1.0)
+        tokens = torch.tensor(float(batch["tokens"]), device=self.device)
+        if self.trainer.world_size > 1:  # the step's loss and tokens over all ranks, as one process would see them
+            total, tokens = self.all_gather(total).sum(), self.all_gather(tokens).sum()
+        loss = total / n_global.clamp(min=1.0)
         self.last_train_loss = float(loss)
-        self.train_tokens += int(batch["tokens"])
+        self.train_tokens += int(tokens)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(batch["micro"]))
         self.log("train/lr", sched.get_last_lr()[0], on_step=True, on_epoch=False)
         return loss
@@ -190,10 +193,20 @@ class RolePlayModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint):
         trainable = {n for n, p in self.named_parameters() if p.requires_grad}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
-        checkpoint["rolecraft_rng"] = {"torch": torch.get_rng_state(), "train_tokens": self.train_tokens}
+        state = torch.get_rng_state()
+        # every rank's generator (LoRA dropout draws differ per rank): Lightning builds the checkpoint
+        # on every rank and rank zero writes it, so gather them here for an exact multi-rank resume
+        per_rank = [state]
+        if self.trainer.world_size > 1 and torch.distributed.is_initialized():
+            per_rank = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(per_rank, state)
+        checkpoint["rolecraft_rng"] = {"torch": state, "torch_per_rank": per_rank, "train_tokens": self.train_tokens}
 
     def on_load_checkpoint(self, checkpoint):
         extra = checkpoint.get("rolecraft_rng")
         if extra:
-            torch.set_rng_state(extra["torch"])
+            per_rank = extra.get("torch_per_rank") or []
+            rank = self.trainer.global_rank if self.trainer is not None else 0
+            same_world = self.trainer is not None and len(per_rank) == self.trainer.world_size
+            torch.set_rng_state(per_rank[rank] if same_world else extra["torch"])
             self.train_tokens = int(extra.get("train_tokens", 0))
