@@ -77,6 +77,7 @@ class RolePlayModule(L.LightningModule):
         self.last_train_loss: float | None = None
         self.train_tokens = 0
         self.first_step_seconds: float | None = None
+        self.step_marks: list[tuple[float, int]] = []  # (time, train_tokens) after each step
 
     # ---- training -------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
@@ -108,9 +109,19 @@ class RolePlayModule(L.LightningModule):
         loss = total / n_global.clamp(min=1.0)
         self.last_train_loss = float(loss)
         self.train_tokens += int(tokens)
+        self.step_marks.append((time.perf_counter(), self.train_tokens))  # float(loss) above synchronised
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(batch["micro"]))
         self.log("train/lr", sched.get_last_lr()[0], on_step=True, on_epoch=False)
         return loss
+
+    def steady_tokens_per_second(self) -> float | None:
+        """Tokens per second (all ranks) over the second half of this fit's steps: compilation,
+        warm-up and the first validation stay out of it. None below 4 steps."""
+        marks = self.step_marks
+        if len(marks) < 4:
+            return None
+        (t0, n0), (t1, n1) = marks[len(marks) // 2 - 1], marks[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else None
 
     def on_before_optimizer_step(self, optimizer) -> None:
         # Lightning's precision plugin calls this inside opt.step(): under precision=16-mixed after

@@ -156,6 +156,9 @@ def _run(cfg, out: Path) -> dict | None:
         "data/truncated_prompts": encoder.truncated.prompts,
         "data/truncated_responses": encoder.truncated.responses,
     }
+    steady = module.steady_tokens_per_second()
+    if steady is not None:
+        metrics["train/tokens_per_second"] = round(steady, 1)
     if "val/loss" in trainer.callback_metrics:
         metrics["val/loss"] = float(trainer.callback_metrics["val/loss"])
     if cfg.eval.enabled:
