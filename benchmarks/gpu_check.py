@@ -27,6 +27,8 @@ Paths (one table row each):
   export-merge    rolecraft export --adapter and --merge; the adapter reloads with plain peft, the
                   merged model (AutoModelForCausalLM, no peft) gives base + adapter's logits
   qlora-4bit      model.quantization=4bit: SKIP where that option or bitsandbytes is absent
+  fsdp-compile    trainer=fsdp with trainer.compile=layers (compiled layers inside FSDP2 units); last,
+                  so the budget goes to the paths above first (CPU: only with --cpu-compile)
 
 Columns: tokens/s (training: all real tokens over the second half of the steps, warm-up and
 compilation excluded; generation: new tokens per second of the continuous-batching run), peak GPU
@@ -65,7 +67,8 @@ SIZES = {
     "cpu": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
             "num_key_value_heads": 2, "max_position_embeddings": 2048, "tie_word_embeddings": True},
 }
-PATHS = ("bf16-lora", "fsdp-1dev", "fsdp-resume", "compile-layers", "generation", "export-merge", "qlora-4bit")
+PATHS = ("bf16-lora", "fsdp-1dev", "fsdp-resume", "compile-layers", "generation", "export-merge", "qlora-4bit",
+         "fsdp-compile")
 LORA_TARGETS = "[q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj]"
 
 
@@ -260,6 +263,20 @@ class Check:
                 row.note += f"; speed-up {m['train/tokens_per_second'] / ref['train/tokens_per_second']:.2f}x"
             if rel > (1e-3 if self.cpu else 0.03):
                 raise RuntimeError(f"loss {m['train/loss']:.4f} differs from eager's {ref['train/loss']:.4f} by {rel:.2%}")
+
+    def p_fsdp_compile(self, row: Row) -> None:
+        if self.cpu and not self.args.cpu_compile:
+            row.status, row.note = "SKIP", "inductor on CPU compiles for minutes; --cpu-compile runs it"
+            return
+        m, _ = self.train("fsdp-compile", [*self.fsdp(), "trainer.compile=layers"])
+        self.train_row(row, m)
+        ref = self.runs.get("fsdp")
+        row.note = f"loss {m['train/loss']:.4f}"
+        if ref:
+            rel = abs(m["train/loss"] - ref["train/loss"]) / abs(ref["train/loss"])
+            row.note += f"; vs fsdp-1dev {rel:.2%}"
+            if rel > (1e-3 if self.cpu else 0.03):
+                raise RuntimeError(f"loss {m['train/loss']:.4f} differs from eager FSDP's {ref['train/loss']:.4f} by {rel:.2%}")
 
     def p_generation(self, row: Row) -> None:
         import torch

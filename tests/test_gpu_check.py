@@ -28,7 +28,8 @@ def test_cpu_smoke_runs_every_path_it_can(tmp_path, cache_dir):
     assert rows["bf16-lora"]["tokens_per_s"] > 0 and rows["generation"]["tokens_per_s"] > 0
     assert "adapter Δ 0.0e+00" in rows["fsdp-resume"]["note"]  # resumed FSDP run = uninterrupted, exactly
     assert rows["generation"]["note"].startswith("6/6 greedy answers identical")
-    assert rows["compile-layers"]["status"] == "SKIP" and "--cpu-compile" in rows["compile-layers"]["note"]
+    for path in ("compile-layers", "fsdp-compile"):
+        assert rows[path]["status"] == "SKIP" and "--cpu-compile" in rows[path]["note"]
     assert rows["qlora-4bit"]["status"] in ("SKIP", "PASS") and rows["qlora-4bit"]["note"]
     table = r.stdout
     assert "| path | status | tokens/s | peak GPU memory (GiB) | MFU | seconds | note |" in table
