@@ -145,6 +145,8 @@ def _run(cfg, out: Path) -> dict | None:
     # -- export and evaluate (rank zero) -----------------------------------------------------
     model.save_pretrained(str(out / "adapter"), state_dict=adapter_state)
     if sharded:  # rank zero holds a shard of the base only: evaluate base + the exported adapter
+        _release_sharded(trainer, module)
+        del model
         model = _plain_model(cfg, out / "adapter")
     metrics: dict = {
         "train/loss": module.last_train_loss,
@@ -174,6 +176,21 @@ def _run(cfg, out: Path) -> dict | None:
     summary = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items() if "/options/" not in k}
     print(json.dumps(summary, ensure_ascii=False))
     return metrics
+
+
+def _release_sharded(trainer, module) -> None:
+    """Drop the sharded model and its optimizer state before the unsharded one loads on rank zero
+    (a 9B: its shard, AdamW state and the whole bf16 base would not fit a 24 GB card together)."""
+    import gc
+
+    import torch
+
+    strategy = trainer.strategy
+    strategy.optimizers, strategy.lr_scheduler_configs = [], []
+    module.model = None
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _plain_model(cfg, adapter_dir: Path):
