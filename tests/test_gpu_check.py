@@ -53,3 +53,19 @@ def test_gpu_mode_without_cuda_says_so(tmp_path, cache_dir):
         pytest.skip("a CUDA device is present: the GPU mode would run")
     r = _check(["--workdir", str(tmp_path / "w")], cache_dir, timeout=120)
     assert r.returncode == 2 and "no CUDA device here; run with --cpu-smoke" in r.stderr
+
+
+def test_steady_tokens_per_second_skips_the_first_half_of_the_steps():
+    from rolecraft.modeling.lit_module import RolePlayModule
+
+    m = RolePlayModule(torch_linear(), None, 10, label_logits_only=False)
+    m.step_marks = [(0.0, 100), (50.0, 200), (51.0, 300), (52.0, 400)]  # step 1 compiled for 50 s
+    assert m.steady_tokens_per_second() == pytest.approx(200 / 2.0)  # steps 3-4 over their 2 s
+    m.step_marks = m.step_marks[:3]
+    assert m.steady_tokens_per_second() is None  # too few steps to say
+
+
+def torch_linear():
+    import torch
+
+    return torch.nn.Linear(2, 2)
