@@ -211,3 +211,19 @@ def test_fsdp_two_processes_match_one_process_with_clipping_on(tmp_path, cache_d
     assert scale > 0
     for k in want:
         torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-3 * scale)
+
+
+@pytest.mark.slow
+def test_fsdp_bf16_base_with_fp32_lora(tmp_path, cache_dir):
+    """The real presets' case: a bf16 base and peft's fp32 LoRA weights in one FSDP unit (FSDP2 needs
+    a MixedPrecisionPolicy for it; without one fully_shard refuses mixed dtypes)."""
+    run = tmp_path / "bf16"
+    r = run_train(["trainer=fsdp_cpu", "model.dtype=bfloat16", "trainer.precision=bf16-mixed", "trainer.max_steps=2",
+                   "trainer.val_check_interval=2", "eval.enabled=false", "trainer.enable_progress_bar=false",
+                   f"hydra.run.dir={run}"], cache_dir, tmp_path, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = read_metrics(run)
+    assert m["train/world_size"] == 2 and 0 < m["train/loss"] < 20
+    adapter = _adapter(run)
+    assert all(v.dtype == torch.float32 for v in adapter.values())  # the fp32 shards were gathered
+    assert any(float(v.abs().sum()) > 0 for k, v in adapter.items() if "lora_B" in k)
