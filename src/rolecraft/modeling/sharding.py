@@ -20,8 +20,10 @@ def is_sharded(model) -> bool:
 
 
 def _mixed_precision(model):
-    """FSDP2 all-gathers one dtype per unit. A bf16 base with peft's fp32 LoRA matrices is mixed:
-    compute in the base's dtype, keep fp32 shards for the optimizer and reduce gradients in fp32."""
+    """A bf16 base with peft's fp32 LoRA matrices: gather and compute the LoRA matrices in the base's
+    dtype too (what autocast does to their matmuls anyway; it also keeps peft from casting every
+    activation entering a LoRA layer to fp32), keep fp32 shards for the optimizer and reduce the
+    gradients in fp32. A uniform model is left as it is."""
     from torch.distributed.fsdp import MixedPrecisionPolicy
 
     dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}

@@ -145,8 +145,14 @@ def _run(cfg, out: Path) -> dict | None:
     # -- export and evaluate (rank zero) -----------------------------------------------------
     model.save_pretrained(str(out / "adapter"), state_dict=adapter_state)
     if sharded:  # rank zero holds a shard of the base only: evaluate base + the exported adapter
+        import weakref
+
+        sharded_model = weakref.ref(model)
+        del model, base  # with module.model, the last references to the sharded modules
         _release_sharded(trainer, module)
-        del model
+        if sharded_model() is not None:
+            log.warning("trainer=fsdp: the sharded model is still referenced after training; rank zero holds it "
+                        "and the unsharded evaluation model at once")
         model = _plain_model(cfg, out / "adapter")
     metrics: dict = {
         "train/loss": module.last_train_loss,
