@@ -188,7 +188,7 @@ def test_fsdp_resumed_run_equals_uninterrupted_and_exports_plain_peft(tmp_path, 
 
 
 @pytest.mark.slow
-def test_fsdp_two_processes_match_one_process_with_clipping_on(tmp_path, cache_dir):
+def test_fsdp_two_processes_match_one_process_with_clipping_on_and_resume_across(tmp_path, cache_dir):
     """Same global batch (2 x 4 vs 1 x 8), no dropout, a clipping bound far below the gradient norm:
     the sharded run's adapter equals the single process's. AdamW with a tiny eps is blind to how
     gradients are scaled, so optim.eps=1 makes the update follow the clipped gradient itself: with
@@ -212,6 +212,20 @@ def test_fsdp_two_processes_match_one_process_with_clipping_on(tmp_path, cache_d
     assert scale > 0
     for k in want:
         torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-3 * scale)
+
+    # the checkpoints have one format: the single process's resumes under FSDP and the other way round
+    crossed = {}
+    for name, src, extra in (("to_fsdp", one, ["trainer=fsdp_cpu", "optim.batch_size=4"]),
+                             ("to_one", two, ["optim.batch_size=8"])):
+        out = tmp_path / name
+        r = run_train([*common, "trainer.max_steps=4", *extra, f"ckpt_path={src / 'checkpoints' / 'last.ckpt'}",
+                       f"hydra.run.dir={out}"], cache_dir, tmp_path, timeout=900)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert read_metrics(out)["train/steps"] == 4
+        crossed[name] = _adapter(out)
+    for k in want:
+        assert not torch.equal(crossed["to_fsdp"][k], want[k]) or "lora_A" in k  # step 4 moved the weights
+        torch.testing.assert_close(crossed["to_fsdp"][k], crossed["to_one"][k], rtol=1e-4, atol=1e-3 * scale)
 
 
 @pytest.mark.slow
