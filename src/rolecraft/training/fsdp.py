@@ -12,6 +12,8 @@ What this subclass changes:
   ``AtomicCheckpointIO``) holding only the trainable (LoRA) parameters, gathered on rank zero:
   Lightning's own version gathers the whole model, frozen base included, onto rank zero's CPU at
   every save (14 GB for a 7B base), only for ``RolePlayModule.on_save_checkpoint`` to drop it;
+- the optimizer state in those files is keyed as ``torch.optim.Optimizer.state_dict()`` keys it, so
+  checkpoints cross between trainer=gpu/ddp and trainer=fsdp;
 - the module shards itself in ``configure_model`` (``rolecraft.modeling.sharding``) when the
   strategy says ``shards_model``.
 """
