@@ -11,6 +11,15 @@ def check_strategy(tcfg) -> None:
     """Refuse, before any model loads, strategies known to fail later in the run."""
     from rolecraft.modeling.compile import MODES
 
+    if str(tcfg.accelerator) in ("gpu", "cuda", "mps"):
+        import torch
+
+        has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+        if not torch.cuda.is_available() and not has_mps:
+            cpu_twin = {"ddp": "trainer=ddp_cpu", "fsdp": "trainer=fsdp_cpu"}.get(str(tcfg.strategy), "trainer=cpu")
+            raise ConfigError(f"trainer.accelerator={tcfg.accelerator}: this machine has no GPU torch can use "
+                              f"(torch {torch.__version__}); train on the CPU with {cpu_twin}")
+
     if tcfg.compile not in MODES:
         raise ConfigError(f"trainer.compile={tcfg.compile!r}: use one of {', '.join(MODES)}")
 
