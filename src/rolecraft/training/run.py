@@ -153,7 +153,7 @@ def _run(cfg, out: Path) -> dict | None:
         if sharded_model() is not None:
             log.warning("trainer=fsdp: the sharded model is still referenced after training; rank zero holds it "
                         "and the unsharded evaluation model at once")
-        model = _plain_model(cfg, out / "adapter")
+        model = _plain_model(cfg, out / "adapter") if cfg.eval.enabled else None
     metrics: dict = {
         "train/loss": module.last_train_loss,
         "train/steps": int(trainer.global_step),
