@@ -74,6 +74,22 @@ def test_unknown_lora_target(tmp_path, cache_dir):
     assert r.returncode == 2 and "lora.target_modules: ['query_key_value'] not found" in r.stderr
 
 
-def test_fsdp_refuses_before_loading_anything(tmp_path, cache_dir):
+def test_fsdp1_variants_refused_before_loading_anything(tmp_path, cache_dir):
+    r = run_train(["trainer=fsdp_cpu", "trainer.strategy=fsdp_cpu_offload"], cache_dir, tmp_path / "runs", timeout=120)
+    assert r.returncode == 2 and "trainer.strategy=fsdp_cpu_offload" in r.stderr and "use trainer.strategy=fsdp" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_fsdp_with_16_mixed_refused(tmp_path, cache_dir):
+    r = run_train(["trainer=fsdp_cpu", "trainer.precision=16-mixed"], cache_dir, tmp_path / "runs", timeout=120)
+    assert r.returncode == 2 and "trainer.precision=16-mixed" in r.stderr and "FSDP2" in r.stderr
+
+
+def test_gpu_trainer_on_a_machine_without_gpu_is_one_line(tmp_path, cache_dir):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
     r = run_train(["trainer=fsdp"], cache_dir, tmp_path / "runs", timeout=120)
-    assert r.returncode == 2 and "trainer=fsdp: training steps run, but saving the LoRA adapter" in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "trainer.accelerator=gpu: this machine has no GPU" in r.stderr and "trainer=fsdp_cpu" in r.stderr

@@ -295,9 +295,10 @@ class TrainerConfig:
     accelerator: str = "cpu"
     devices: Any = 1
     num_nodes: int = 1
-    # auto | ddp | ddp_spawn | fsdp | deepspeed_stage_2 ... (Lightning strategy names)
+    # auto | ddp | ddp_spawn | fsdp | deepspeed_stage_2 ... (Lightning strategy names; fsdp is
+    # RoleCraft's FSDP2 through Lightning's ModelParallelStrategy, on CPU (gloo) or GPUs)
     strategy: str = "auto"
-    # ddp process-group backend: null = Lightning's choice (nccl on GPU, gloo on CPU)
+    # ddp/fsdp process-group backend: null = Lightning's choice (nccl on GPU, gloo on CPU)
     process_group_backend: Optional[str] = None
     precision: str = "32-true"
     # optimizer steps; -1 = use max_epochs

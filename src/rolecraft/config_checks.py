@@ -27,6 +27,8 @@ from rolecraft.rundir import ENV_NAME, looks_like_key, redact_url
 # what Lightning's Trainer(precision=...) accepts
 PRECISIONS = ("transformer-engine", "transformer-engine-float16", "16-true", "16-mixed", "bf16-true", "bf16-mixed",
               "32-true", "64-true", "64", "32", "16", "bf16")
+# Lightning's ModelParallelStrategy (our FSDP2) accepts 32-true, bf16-mixed, bf16-true, 16-true only
+FSDP_PRECISIONS_REFUSED = ("16-mixed", "16", "64-true", "64", "transformer-engine", "transformer-engine-float16")
 WANDB_MODES = ("online", "offline", "disabled", "dryrun", "run", "shared")
 
 
@@ -268,6 +270,14 @@ def check_train(cfg) -> None:
         _fail("trainer.devices", dev, "use a count >= 1, -1 (all), auto, or a list of device indices")
     if str(t.precision) not in PRECISIONS:
         _fail("trainer.precision", t.precision, f"use one of {', '.join(PRECISIONS[2:8])}")
+    strategy = str(t.strategy)
+    if strategy.startswith("fsdp") and strategy != "fsdp":
+        _fail("trainer.strategy", strategy, "Lightning's FSDP1 variants are not supported (CUDA only, and their "
+                                            "state-dict hooks break the adapter export); use trainer.strategy=fsdp "
+                                            "(FSDP2)")
+    if strategy == "fsdp" and str(t.precision) in FSDP_PRECISIONS_REFUSED:
+        _fail("trainer.precision", t.precision, "trainer.strategy=fsdp (FSDP2) runs with 32-true, bf16-mixed, "
+                                                "bf16-true or 16-true; 16-mixed's gradient scaler is not supported")
     _positive_int("trainer.val_check_interval", t.val_check_interval, optional=True, fix="steps between validations")
     _number("trainer.limit_val_batches", t.limit_val_batches, low=0, optional=True,
             fix="a fraction in [0, 1] or a whole number of batches")

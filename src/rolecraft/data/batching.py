@@ -154,6 +154,19 @@ class StepBatchSampler:
 
 
 def eval_batches(n: int, micro_batch_size: int, rank: int = 0, world_size: int = 1) -> list[list[int]]:
-    """Fixed-order micro-batches of this rank's share of ``n`` validation rows."""
+    """Fixed-order micro-batches of this rank's share of ``n`` validation rows.
+
+    With several ranks every rank gets the same number of batches (under FSDP every forward is a
+    collective): a rank short of one gets ``[n]``, the index of the filler row the datamodule
+    appends (``FILLER``: no labels, so it adds nothing to the validation loss)."""
     mine = list(range(n))[rank::world_size]
-    return [mine[i:i + micro_batch_size] for i in range(0, len(mine), micro_batch_size)]
+    batches = [mine[i:i + micro_batch_size] for i in range(0, len(mine), micro_batch_size)]
+    if world_size > 1:
+        most = max(len(range(r, n, world_size)) for r in range(world_size))
+        batches += [[n]] * (-(-most // micro_batch_size) - len(batches))
+    return batches
+
+
+def filler_row(pad_id: int) -> Encoded:
+    """A two-token row without labels: run through the model, it contributes no loss and no tokens."""
+    return Encoded(input_ids=[pad_id, pad_id], labels=[IGNORE_INDEX, IGNORE_INDEX])

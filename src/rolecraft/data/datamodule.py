@@ -6,7 +6,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from rolecraft.data.batching import StepBatchSampler, StepCollator, eval_batches
+from rolecraft.data.batching import StepBatchSampler, StepCollator, eval_batches, filler_row
 from rolecraft.data.tokenize import Encoded
 
 
@@ -29,6 +29,7 @@ class RoleDataModule(L.LightningDataModule):
                  packing: bool = False, pack_length: int | None = None):
         super().__init__()
         self.train_rows, self.val_rows = train, val
+        self.pad_id = pad_id
         self.collate = StepCollator(pad_id, micro_batch_size, packing, pack_length)
         self.batch_size, self.micro = batch_size, micro_batch_size
         self.seed, self.group_by_length, self.num_workers = seed, group_by_length, num_workers
@@ -51,5 +52,6 @@ class RoleDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         rank, world = self._rank_world()
-        return DataLoader(self.val_rows, batch_sampler=eval_batches(len(self.val_rows), self.micro, rank, world),
+        rows = self.val_rows + [filler_row(self.pad_id)] if world > 1 else self.val_rows
+        return DataLoader(rows, batch_sampler=eval_batches(len(self.val_rows), self.micro, rank, world),
                           collate_fn=self.collate, num_workers=self.num_workers)

@@ -89,6 +89,7 @@ class RolePlayModule(L.LightningModule):
         # seconds from ``started`` (default: the package's first import) to the first training step
         self.started = started
         self.first_step_seconds: float | None = None
+        self.step_marks: list[tuple[float, int]] = []  # (time, train_tokens) after each step
 
     # ---- training -------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
@@ -122,12 +123,25 @@ class RolePlayModule(L.LightningModule):
         opt.step()  # clips in on_before_optimizer_step: after the AMP unscale, before the update
         opt.zero_grad(set_to_none=True)
         sched.step()
-        loss = total / n_local.clamp(min=1.0)
+        tokens = torch.tensor(float(batch["tokens"]), device=self.device)
+        if self.trainer.world_size > 1:  # the step's loss and tokens over all ranks, as one process would see them
+            total, tokens = self.all_gather(total).sum(), self.all_gather(tokens).sum()
+        loss = total / n_global.clamp(min=1.0)
         self.last_train_loss = float(loss)
-        self.train_tokens += int(batch["tokens"])
+        self.train_tokens += int(tokens)
+        self.step_marks.append((time.perf_counter(), self.train_tokens))  # float(loss) above synchronised
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(batch["micro"]))
         self.log("train/lr", sched.get_last_lr()[0], on_step=True, on_epoch=False)
         return loss
+
+    def steady_tokens_per_second(self) -> float | None:
+        """Tokens per second (all ranks) over the second half of this fit's steps: compilation,
+        warm-up and the first validation stay out of it. None below 4 steps."""
+        marks = self.step_marks
+        if len(marks) < 4:
+            return None
+        (t0, n0), (t1, n1) = marks[len(marks) // 2 - 1], marks[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else None
 
     def on_before_optimizer_step(self, optimizer) -> None:
         # Lightning's precision plugin calls this inside opt.step(): under precision=16-mixed after
@@ -138,25 +152,24 @@ class RolePlayModule(L.LightningModule):
     def _clip_gradients(self, opt) -> None:
         """Clip by the global L2 norm of the trainable gradients.
 
-        Written out because Lightning's FSDP precision refuses norm clipping and FSDP's own
-        clip_grad_norm_ cannot run inside the wrapped forward that hosts a manual-optimisation
-        step. Under FSDP each rank holds a shard of each gradient, so squares are summed over ranks.
-        """
+        Written out (not Lightning's ``gradient_clip_val``) because this module optimises manually.
+        Under DDP every rank holds the whole (averaged) gradient; under FSDP2 each rank holds a shard
+        of each gradient as a DTensor, and the norm is reduced over the mesh before any gradient is
+        scaled, so every rank scales by the same global factor (a per-shard norm would not)."""
         max_norm = self.optim_cfg.gradient_clip_val
         if not max_norm:
             return
-        from lightning.pytorch.strategies import FSDPStrategy
+        from rolecraft.modeling.sharding import clip_grad_norm
 
-        grads = [p.grad for p in self.model.parameters() if p.requires_grad and p.grad is not None]
-        sq = torch.zeros((), device=self.device)
-        for g in grads:
-            sq += g.detach().float().pow(2).sum()
-        if isinstance(self.trainer.strategy, FSDPStrategy) and self.trainer.world_size > 1:
-            torch.distributed.all_reduce(sq)
-        coef = max_norm / (sq.sqrt() + 1e-6)
-        if coef < 1.0:
-            for g in grads:
-                g.mul_(coef.to(g.dtype))
+        clip_grad_norm([p for p in self.model.parameters() if p.requires_grad], max_norm)
+
+    def configure_model(self) -> None:
+        """Lightning's hook for sharding: under ``trainer.strategy=fsdp`` shard the model over the
+        data-parallel mesh (FSDP2); under every other strategy nothing happens."""
+        if getattr(self.trainer.strategy, "shards_model", False):
+            from rolecraft.modeling.sharding import fully_shard_model
+
+            fully_shard_model(self.model, self.device_mesh["data_parallel"])
 
     # ---- validation -----------------------------------------------------------------------
     def on_validation_epoch_start(self):
@@ -215,13 +228,23 @@ class RolePlayModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint):
         trainable = {n for n, p in self.named_parameters() if p.requires_grad}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
-        checkpoint["rolecraft_rng"] = {"torch": torch.get_rng_state(), "train_tokens": self.train_tokens,
+        state = torch.get_rng_state()
+        # every rank's generator (LoRA dropout draws differ per rank): Lightning builds the checkpoint
+        # on every rank and rank zero writes it, so gather them here for an exact multi-rank resume
+        per_rank = [state]
+        if self.trainer.world_size > 1 and torch.distributed.is_initialized():
+            per_rank = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(per_rank, state)
+        checkpoint["rolecraft_rng"] = {"torch": state, "torch_per_rank": per_rank, "train_tokens": self.train_tokens,
                                        "samples_seen": self.samples_seen}
 
     def on_load_checkpoint(self, checkpoint):
         extra = checkpoint.get("rolecraft_rng")
         if extra:
-            torch.set_rng_state(extra["torch"])
+            per_rank = extra.get("torch_per_rank") or []
+            rank = self.trainer.global_rank if self.trainer is not None else 0
+            same_world = self.trainer is not None and len(per_rank) == self.trainer.world_size
+            torch.set_rng_state(per_rank[rank] if same_world else extra["torch"])
             self.train_tokens = int(extra.get("train_tokens", 0))
             seen = extra.get("samples_seen")
             if seen is None:  # a checkpoint from before samples were counted: every step takes a full batch per rank

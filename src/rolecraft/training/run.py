@@ -153,11 +153,26 @@ def _run(cfg, out: Path, t_start: float) -> dict | None:
     log.info("import-to-fit %.1fs", t_fit - t_start)
     _fit(trainer, module, dm, cfg.ckpt_path, out)
     fit_s = time.perf_counter() - t_fit
+    from rolecraft.modeling.sharding import gathered_trainable, is_sharded
+
+    sharded = is_sharded(model)
+    # under FSDP the LoRA matrices are DTensor shards: every rank takes part in gathering them
+    adapter_state = gathered_trainable(model) if sharded else None
     if not trainer.is_global_zero:
         return None
 
     # -- export and evaluate (rank zero) -----------------------------------------------------
-    model.save_pretrained(str(out / "adapter"))
+    model.save_pretrained(str(out / "adapter"), state_dict=adapter_state)
+    if sharded:  # rank zero holds a shard of the base only: evaluate base + the exported adapter
+        import weakref
+
+        sharded_model = weakref.ref(model)
+        del model, base  # with module.model, the last references to the sharded modules
+        _release_sharded(trainer, module)
+        if sharded_model() is not None:
+            log.warning("trainer=fsdp: the sharded model is still referenced after training; rank zero holds it "
+                        "and the unsharded evaluation model at once")
+        model = _plain_model(cfg, out / "adapter") if cfg.eval.enabled else None
     metrics: dict = {
         "train/loss": module.last_train_loss,
         "train/steps": int(trainer.global_step),
@@ -169,10 +184,13 @@ def _run(cfg, out: Path, t_start: float) -> dict | None:
         "data/truncated_prompts": encoder.truncated.prompts,
         "data/truncated_responses": encoder.truncated.responses,
     }
+    steady = module.steady_tokens_per_second()
+    if steady is not None:
+        metrics["train/tokens_per_second"] = round(steady, 1)
     if "val/loss" in trainer.callback_metrics:
         metrics["val/loss"] = float(trainer.callback_metrics["val/loss"])
     if cfg.eval.enabled:
-        metrics.update(evaluate_trained(cfg, module.model, tok, ds, prompts, spec, out))
+        metrics.update(evaluate_trained(cfg, model, tok, ds, prompts, spec, out))
     if module.first_step_seconds is not None:
         metrics["time/launch_to_first_step_seconds"] = round(module.first_step_seconds, 3)
     metrics["time/total_seconds"] = round(time.perf_counter() - t_start, 3)
@@ -184,6 +202,31 @@ def _run(cfg, out: Path, t_start: float) -> dict | None:
     summary = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items() if "/options/" not in k}
     print(json.dumps(summary, ensure_ascii=False))
     return metrics
+
+
+def _release_sharded(trainer, module) -> None:
+    """Drop the sharded model and its optimizer state before the unsharded one loads on rank zero
+    (a 9B: its shard, AdamW state and the whole bf16 base would not fit a 24 GB card together)."""
+    import gc
+
+    import torch
+
+    strategy = trainer.strategy
+    strategy.optimizers, strategy.lr_scheduler_configs = [], []
+    module.model = None
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _plain_model(cfg, adapter_dir: Path):
+    """The base loaded again, unsharded, with the adapter just exported (as a user loads it)."""
+    from peft import PeftModel
+
+    from rolecraft.modeling.base import load_base
+
+    base, _, _ = load_base(cfg.model, cfg.paths.cache_dir)
+    return PeftModel.from_pretrained(base, str(adapter_dir))
 
 
 def _fit(trainer, module, dm, ckpt_path, out: Path) -> None:

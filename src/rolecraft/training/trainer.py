@@ -7,23 +7,28 @@ from pathlib import Path
 from rolecraft.errors import ConfigError
 
 
-FSDP_UNSUPPORTED = (
-    "trainer=fsdp: training steps run, but saving the LoRA adapter from FSDP-wrapped peft modules fails "
-    "(FSDP's state_dict hooks expect the frozen base weights); use trainer=ddp (one process per GPU) or "
-    "trainer=gpu with model.gradient_checkpointing=true until this is fixed")
-
-
 def check_strategy(tcfg) -> None:
     """Refuse, before any model loads, strategies known to fail later in the run."""
-    if str(tcfg.strategy).startswith("fsdp"):
-        raise ConfigError(FSDP_UNSUPPORTED)
     from rolecraft.modeling.compile import MODES
+
+    if str(tcfg.accelerator) in ("gpu", "cuda", "mps"):
+        import torch
+
+        has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+        if not torch.cuda.is_available() and not has_mps:
+            cpu_twin = {"ddp": "trainer=ddp_cpu", "fsdp": "trainer=fsdp_cpu"}.get(str(tcfg.strategy), "trainer=cpu")
+            raise ConfigError(f"trainer.accelerator={tcfg.accelerator}: this machine has no GPU torch can use "
+                              f"(torch {torch.__version__}); train on the CPU with {cpu_twin}")
 
     if tcfg.compile not in MODES:
         raise ConfigError(f"trainer.compile={tcfg.compile!r}: use one of {', '.join(MODES)}")
 
 
 def build_strategy(tcfg):
+    if tcfg.strategy == "fsdp":  # FSDP2 (fully_shard), CPU or GPU: see rolecraft.training.fsdp
+        from rolecraft.training.fsdp import ShardedStrategy
+
+        return ShardedStrategy(process_group_backend=tcfg.process_group_backend)
     if tcfg.strategy == "ddp" and tcfg.process_group_backend:
         from lightning.pytorch.strategies import DDPStrategy
 
