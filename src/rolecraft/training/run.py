@@ -47,6 +47,9 @@ def run(cfg) -> dict | None:
     from rolecraft.config_checks import check_train
 
     check_train(cfg)  # values range-checked before anything is written or loaded
+    from rolecraft.extras import require
+
+    require("train", "python train.py")  # one line on a core-only install, before any import fails
     from rolecraft.modeling.quant import check_quantization_runtime, quantization
 
     if quantization(cfg.model) != "none":  # CUDA or a working CPU backend, before anything loads
