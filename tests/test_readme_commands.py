@@ -78,6 +78,13 @@ COMMANDS: dict[str, Cmd] = {
         Cmd("not run", "installs packages from the network; `python train.py` itself is run below"),
     'pip install torch==2.13.0 && pip install -e ".[dev]" && pytest':
         Cmd("not run", "installs packages and runs this very test suite"),
+    # ---- Installing: extras by use
+    "pip install -e .":
+        Cmd("not run", "installs packages; tests/test_extras.py runs the core commands with the training stack unimportable"),
+    'pip install -e ".[train,wandb]"':
+        Cmd("not run", "installs packages from the network (a GPU machine)"),
+    'pip install torch --index-url https://download.pytorch.org/whl/cpu && pip install -e ".[train]"':
+        Cmd("not run", "installs packages from PyTorch's index, which this machine cannot reach"),
     # ---- Configuration
     "python train.py data=hybrid emotions=off":
         Cmd("run", append=("hydra.run.dir={tmp}/runs/t1",)),
@@ -135,6 +142,7 @@ COMMANDS: dict[str, Cmd] = {
             env={"OPENAI_API_KEY": "{key}"}),
     # ---- Training real models
     "python train.py model=glm4_9b trainer=gpu data.root=data/roleinstruct-v1": Cmd("compose", GPU_WEIGHTS),
+    "python train.py model=glm4_9b trainer=fsdp": Cmd("compose", "needs GPUs and the real weights; tests/test_fsdp.py runs trainer=fsdp_cpu"),
     "python train.py model=qwen2_5_7b trainer=gpu optim.micro_batch_size=1": Cmd("compose", GPU_WEIGHTS),
     "python train.py model=qwen2_5_7b trainer=ddp": Cmd("compose", "needs GPUs and the real weights"),
     "srun python train.py model=qwen2_5_7b trainer=ddp trainer.num_nodes=2 trainer.devices=8":
