@@ -252,7 +252,7 @@ def test_help_of_train_offers_only_what_it_accepts(cache_dir, tmp_path):
     assert r.returncode == 0 and r.stderr == "", r.stderr
     for group in ("judge:", "answers:", "llm:", "rpcs:", "benchmark:"):
         assert f"\n{group}" not in r.stdout, group
-    assert "\ntrainer: cpu, ddp, ddp_cpu, fsdp, gpu\n" in r.stdout
+    assert "\ntrainer: cpu, ddp, ddp_cpu, fsdp, fsdp_cpu, gpu\n" in r.stdout
     assert "max_steps: 120" in r.stdout  # the composed config follows
     r = run("--help", "trainer.max_steps=7")
     assert "max_steps: 7" in r.stdout  # overrides apply, as with Hydra's own --help

@@ -40,6 +40,8 @@ HARMLESS_WARNINGS: tuple[tuple[str, type[Warning], str], ...] = (
     (r".*Using ModelCheckpoint with manual optimization", Warning,
      "our step is one manual optimisation over the whole accumulation window; checkpoints are per step"),
     (r".*LeafSpec.*deprecated", Warning, "torch.utils._pytree deprecation raised inside Lightning"),
+    (r".*recommended to use `self.log\('val/loss'.*sync_dist=True", Warning,
+     "val/loss is all-reduced by the module before it is logged (on_validation_epoch_end)"),
 )
 
 # substrings of INFO records that only advertise a product; dropped from these loggers

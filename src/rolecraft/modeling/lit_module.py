@@ -125,7 +125,9 @@ class RolePlayModule(L.LightningModule):
         sched.step()
         tokens = torch.tensor(float(batch["tokens"]), device=self.device)
         if self.trainer.world_size > 1:  # the step's loss and tokens over all ranks, as one process would see them
-            total, tokens = self.all_gather(total).sum(), self.all_gather(tokens).sum()
+            both = torch.stack([total, tokens])
+            torch.distributed.all_reduce(both)
+            total, tokens = both[0], both[1]
         loss = total / n_global.clamp(min=1.0)
         self.last_train_loss = float(loss)
         self.train_tokens += int(tokens)
