@@ -80,7 +80,7 @@ def test_script_turns_are_consecutive(ds):
 
 def test_kind_split_counts(ds):
     counts = Counter((s.kind, s.split) for s in ds.samples)
-    for kind in KINDS:
+    for kind in set(KINDS) - {"dialogue"}:  # the demo's dialogue comes from its script, not samples.jsonl
         for split in SPLITS:
             assert counts[(kind, split)] > 0, (kind, split)
     assert dict(counts) == EXPECTED

@@ -6,6 +6,7 @@ A dataset is a directory with four files::
     characters.jsonl   {"name", "profile": {field: value, ...}}
     script.jsonl       {"id", "character", "dialogue", "turn", "speaker", "text", "emotion"}
     samples.jsonl      {"id", "kind", "character", "instruction", "references": [...], "split"}
+                       dialogue samples add "messages": [{"role", "content", "name"?}, ...]
 
 ``script.jsonl`` rows belong to the script of ``character`` (the one being played);
 ``speaker`` is who says the line (the character or someone else).
@@ -26,10 +27,12 @@ from rolecraft.fileio import read_json, read_jsonl
 FORMAT_NAME = "roleinstruct"
 FORMAT_VERSION = 1
 
-KINDS = ("general", "specific", "raw")
+KINDS = ("general", "specific", "raw", "dialogue")
 SPLITS = ("train", "val", "test")
-# Which Rouge-L column each kind feeds (paper Table 2).
-KIND_TO_METRIC = {"raw": "raw", "general": "cus", "specific": "spe"}
+# Which Rouge-L column each kind feeds (paper Table 2; "dlg" for multi-turn dialogue, beyond the paper).
+KIND_TO_METRIC = {"raw": "raw", "general": "cus", "specific": "spe", "dialogue": "dlg"}
+# turns of a dialogue sample's history; "system" only as the first turn
+ROLES = ("system", "user", "assistant")
 
 FILES = ("meta.json", "characters.jsonl", "script.jsonl", "samples.jsonl")
 
@@ -57,6 +60,11 @@ class Utterance:
 
 @dataclass
 class Sample:
+    """One instruction and its reference answers. A ``dialogue`` sample also carries the turns
+    before it: ``messages`` (an optional leading system turn, then user/assistant turns; a user
+    turn may name its speaker in multi-party scenes), and ``instruction`` is the last user turn,
+    so every tool that shows an instruction and its answer works on dialogue unchanged."""
+
     id: str
     kind: str
     character: str
@@ -64,6 +72,9 @@ class Sample:
     references: list[str]
     split: str
     provenance: dict | None = None
+    messages: list[dict] | None = None
+    # who says the instruction, in a multi-party scene (None: the user)
+    speaker: str | None = None
 
 
 @dataclass
@@ -124,11 +135,41 @@ def _provenance(obj: dict, where: str) -> dict | None:
 
 
 def _row(record) -> dict:
-    """A record as a JSON row; ``provenance`` only where there is one."""
+    """A record as a JSON row; optional fields (provenance, messages, speaker) only where set."""
     row = asdict(record)
-    if row.get("provenance") is None:
-        row.pop("provenance", None)
+    for key in ("provenance", "messages", "speaker"):
+        if key in row and row[key] is None:
+            row.pop(key)
     return row
+
+
+def parse_messages(obj: dict, where: str) -> list[dict]:
+    """A dialogue sample's history: a list of {"role", "content", "name"?} turns."""
+    msgs = _require(obj, "messages", list, where)
+    out = []
+    for i, m in enumerate(msgs):
+        at = f"{where}: messages[{i}]"
+        if not isinstance(m, dict):
+            raise DataError(f"{at} must be an object with 'role' and 'content', got {type(m).__name__}")
+        role = m.get("role")
+        if role not in ROLES:
+            raise DataError(f"{at}: role {role!r} is not one of {', '.join(ROLES)}")
+        if role == "system" and i != 0:
+            raise DataError(f"{at}: a system turn may only come first")
+        content = m.get("content")
+        if not isinstance(content, str) or not content.strip():
+            raise DataError(f"{at}: 'content' is empty or not a string; give the turn's text or drop the turn")
+        turn = {"role": role, "content": content}
+        name = m.get("name")
+        if name is not None:
+            if not isinstance(name, str) or not name.strip():
+                raise DataError(f"{at}: 'name' must be a non-empty string or absent")
+            turn["name"] = name
+        extra = set(m) - {"role", "content", "name"}
+        if extra:
+            raise DataError(f"{at}: unknown field(s) {', '.join(sorted(extra))}; a turn has role, content and name")
+        out.append(turn)
+    return out
 
 
 def parse_character(obj: dict, where: str) -> Character:
@@ -183,10 +224,19 @@ def parse_sample(obj: dict, where: str) -> Sample:
     split = obj.get("split") or assign_split(split_key(kind, character, instruction))
     if split not in SPLITS:
         raise DataError(f"{where}: unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    messages = None
+    if kind == "dialogue":
+        messages = parse_messages(obj, where)
+    elif "messages" in obj:
+        raise DataError(f"{where}: 'messages' belongs to dialogue samples; this one is kind {kind!r} "
+                        "(set kind to dialogue or drop the field)")
+    speaker = obj.get("speaker")
+    if speaker is not None and (not isinstance(speaker, str) or not speaker.strip()):
+        raise DataError(f"{where}: 'speaker' must be a non-empty string or absent")
     return Sample(
         id=_require(obj, "id", str, where), kind=kind, character=character,
         instruction=instruction, references=list(refs), split=split,
-        provenance=_provenance(obj, where),
+        provenance=_provenance(obj, where), messages=messages, speaker=speaker,
     )
 
 
