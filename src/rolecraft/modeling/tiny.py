@@ -2,10 +2,11 @@
 both trained on the demo corpus, saved with save_pretrained, so it loads through exactly the same
 AutoModelForCausalLM / AutoTokenizer path as a hub model.
 
-It ships with the package (``embedded/tiny/``, 3.5 MB, with ``build.json``: the recipe fingerprint
-and a sha256 per file), so a fresh machine trains within seconds and every machine starts from the
-same weights (the build is seeded, but its 400 pretraining steps are not bit-identical across
-machines and library builds). ``python -m rolecraft.modeling.tiny --ship`` rebuilds the shipped
+It ships with the package (``embedded/tiny/``, 3.5 MB, with ``build.json``: the recipe fingerprint,
+the build environment, the model's loss on the recipe and a sha256 per file), so a fresh machine
+trains within seconds and every machine starts from the same weights. The build is seeded, but its
+400 pretraining steps are bit-identical only on the same CPU kernels, thread count and library
+versions (elsewhere the weights drift by a few percent and the loss by a few tenths of a percent). ``python -m rolecraft.modeling.tiny --ship`` rebuilds the shipped
 copy; a changed recipe or demo corpus no longer matches the shipped fingerprint, and the model is
 then built on first use into the cache, as before.
 
@@ -145,6 +146,38 @@ def pretrain(model, tok, documents: list[str]) -> None:
     model.eval()
 
 
+def recipe_loss(model_dir: str | Path, stride: int = 40) -> float:
+    """Mean next-token loss of a built model on every ``stride``-th pretraining document: the
+    check that a rebuild on another machine is the same model when its bytes cannot be (a
+    trained build scores about 1.87, an untrained one above 8)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir)).eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for text in demo_corpus()[1][::stride]:
+            ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])
+            if ids.shape[1] < 2:
+                continue
+            total += model(input_ids=ids, labels=ids).loss.item() * (ids.shape[1] - 1)
+            count += ids.shape[1] - 1
+    return total / count
+
+
+def build_environment() -> dict:
+    """What decides the bytes of a build besides the recipe: library versions, the CPU kernels
+    torch picks (AVX2, AVX512 …) and its thread count (reductions split per thread)."""
+    import tokenizers
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "tokenizers": tokenizers.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads()}
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -195,16 +228,11 @@ def ship(dest: Path = SHIPPED) -> dict:
     import shutil
     import tempfile
 
-    import tokenizers
-    import torch
-    import transformers
-
     corpus = demo_corpus()
     with tempfile.TemporaryDirectory() as tmp:
         build(Path(tmp), corpus)
         rec = {"fingerprint": _fingerprint(corpus), "builder_version": BUILDER_VERSION,
-               "built_with": {"torch": torch.__version__, "transformers": transformers.__version__,
-                              "tokenizers": tokenizers.__version__},
+               "built_with": build_environment(), "recipe_loss": round(recipe_loss(tmp), 6),
                "sha256": {f: _sha256(Path(tmp) / f) for f in SHIPPED_FILES}}
         dest.mkdir(parents=True, exist_ok=True)
         for f in SHIPPED_FILES:
