@@ -192,7 +192,9 @@ def _read_rows(src: Path, defects: list[Defect]) -> list[tuple[int, dict[str, st
     seen: dict[str, int] = {}
     bad: list[int] = []
     total = 0
-    for rec in records:
+    from rolecraft.console import progress
+
+    for rec in progress(records, desc=f"read {Path(src).name}", unit="row"):
         total += 1
         if isinstance(rec, CsvBadRecord):
             bad.append(rec.line)
