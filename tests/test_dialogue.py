@@ -254,3 +254,57 @@ def test_train_on_dialogue_alone(cache_dir, tmp_path):
     m = read_metrics(tmp_path / "run")
     assert m["data/dialogue_share"] == 1.0 and m["data/dialogue_samples"] == m["train/dataset_samples"]
     assert m["test/n/dlg"] == 4 and "data/dialogue_last_only" not in m
+
+
+# ---- chat: speaker names and replay -------------------------------------------------------------
+
+
+def _chat(args, stdin, cache_dir, tmp_path, env=None):
+    return subprocess.run([sys.executable, str(REPO / "chat.py"), "character=罗火旺", f"paths.cache_dir={tmp_path / 'c'}",
+                           *args], input=stdin, cwd=REPO, env={**cli_env(cache_dir), **(env or {})},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_chat_replays_a_dialogue_and_keeps_speaker_names(cache_dir, tmp_path):
+    import json
+    import uuid
+
+    from rolecraft.testing.fake_openai import Content, FakeOpenAI
+
+    replay = tmp_path / "scene.jsonl"
+    replay.write_text("\n".join(json.dumps(m, ensure_ascii=False) for m in [
+        {"role": "system", "content": "深夜，火锅店快打烊了。"}, {"role": "user", "content": "老板！还有位子吗？", "name": "陈先生"},
+        {"role": "assistant", "content": "有有有，老表里边坐。"}]) + "\n", encoding="utf-8")
+    key = "rc-test-" + uuid.uuid4().hex
+    with FakeOpenAI(api_key=key) as srv:
+        srv.inject("chat", Content("马上就好噻！"), Content("要得。"))
+        r = _chat(["source=openai", "openai_model=fake-chat", f"endpoint.base_url={srv.base_url}",
+                   "endpoint.api_key_env=K", f"replay={replay}", "endpoint.cache=false"],
+                  f"/as 老李\n还要多久？\n/as\n/save {tmp_path / 'saved.json'}\n/quit\n", cache_dir, tmp_path, {"K": key})
+        assert r.returncode == 0, r.stderr[-2000:]
+        sent = [q.body["messages"] for q in srv.requests if q.endpoint == "chat"]
+    assert "[replayed 2 turn(s) and the scene" in r.stdout and "[now speaking as 老李]" in r.stdout
+    assert sent[0][0]["content"].startswith("你是罗火旺。") and sent[0][0]["content"].endswith("【当前场景】\n深夜，火锅店快打烊了。")
+    assert sent[0][1:] == [{"role": "user", "content": "陈先生：老板！还有位子吗？"},
+                           {"role": "assistant", "content": "有有有，老表里边坐。"},
+                           {"role": "user", "content": "老李：还要多久？"}]
+    saved = json.loads((tmp_path / "saved.json").read_text(encoding="utf-8"))["messages"]
+    assert saved[0]["role"] == "system" and saved[-2] == {"role": "user", "content": "还要多久？", "name": "老李"}
+    # what /save wrote replays as it was (a JSON object with messages)
+    from rolecraft.chat import read_replay
+
+    assert read_replay(str(tmp_path / "saved.json")) == saved
+
+
+@pytest.mark.parametrize("text,where,what", [
+    ('{"role": "user", "content": "你好"}\n{"role": "bot", "content": "嗯"}\n', "bad.jsonl:2", "role 'bot'"),
+    ('{"role": "user", "content": "你好"}\n{"role": "system", "content": "场景"}\n', "bad.jsonl:2", "only come first"),
+    ('{"role": "user", "content": "你好"}\n{"role": "user"\n', "bad.jsonl:2", "malformed JSON"),
+])
+def test_chat_refuses_a_bad_replay_row_in_one_line(cache_dir, tmp_path, text, where, what):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(text, encoding="utf-8")
+    r = _chat(["source=openai", "endpoint.base_url=http://127.0.0.1:9", f"replay={bad}"], "", cache_dir, tmp_path)
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert r.returncode == 2 and len(errors) == 1, r.stderr[-2000:]
+    assert where in errors[0] and what in errors[0] and "messages[0]" not in errors[0]

@@ -670,6 +670,9 @@ class ChatConfig:
     prompt: PromptConfig = field(default_factory=PromptConfig)
     # characters of conversation kept (oldest turns are dropped first); the system prompt is extra
     history_budget: int = 2000
+    # start from a recorded conversation: JSON list / {"messages": [...]} (what /save writes) / JSONL of
+    # {"role", "content", "name"?} messages; a leading system turn is the scene
+    replay: Optional[str] = None
     generation: ChatGenerationConfig = field(default_factory=ChatGenerationConfig)
     # source=model (and the base of source=run is the run's own)
     model: ModelConfig = field(default_factory=ModelConfig)
