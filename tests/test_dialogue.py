@@ -202,7 +202,7 @@ def test_emotions_on_off_change_exactly_the_label_prefixes(demo):
 
 def test_bad_window_options_fail_in_one_line(demo):
     for opts, key in ((WindowOptions(window=1), "data.dialogue_window"), (WindowOptions(stride=0), "data.dialogue_stride"),
-                      (WindowOptions(val=0.5, test=0.5), "data.dialogue_val")):
+                      (WindowOptions(val=0.5, test=0.5), "data.dialogue_test")):
         with pytest.raises(ConfigError, match=re.escape(key)) as e:
             script_samples(demo, opts)
         assert "\n" not in str(e.value)
@@ -231,6 +231,17 @@ def test_data_dialogue_on_from_the_command_line_and_the_preset(cache_dir):
     assert d["dialogue"] is True and d["mix"] == "hybrid" and d["dialogue_loss"] == "all"
     assert job("data=dialogue")["mix"] == "dialogue" and job("data=dialogue")["dialogue"] is True
     assert job()["dialogue"] is False and job("data.dialogue=off")["dialogue"] is False
+
+
+@pytest.mark.parametrize("override,problem", [("data.dialogue_window=1", "at least 2 turns"),
+                                               ("data.dialogue_ratio=1.5", "must be in (0, 1)"),
+                                               ("data.dialogue_test=0.9", "leaves no scene")])
+def test_bad_dialogue_options_fail_in_one_line_before_anything_loads(cache_dir, tmp_path, override, problem):
+    r = run_train(["data.dialogue=on", override, f"hydra.run.dir={tmp_path / 'run'}"], cache_dir, tmp_path, timeout=120)
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert r.returncode == 2 and len(errors) == 1, r.stderr[-2000:]
+    assert errors[0].startswith(f"error: {override.split('=')[0]}=") and problem in errors[0], errors[0]
+    assert not (tmp_path / "run" / "config.yaml").exists()
 
 
 @pytest.mark.slow

@@ -222,10 +222,9 @@ def check_train(cfg) -> None:
     _positive_int("data.pack_length", d.pack_length, optional=True)
     _number("data.dialogue_ratio", d.dialogue_ratio, low=0, high=1, low_open=True, high_open=True, optional=True,
             fix="the share of dialogue samples in the training mix, or null for all")
-    _positive_int("data.dialogue_window", d.dialogue_window, fix="turns per script window, e.g. 8")
-    _positive_int("data.dialogue_stride", d.dialogue_stride, fix="e.g. 1")
-    _probability("data.dialogue_val", d.dialogue_val, fix="the share of scenes in val")
-    _probability("data.dialogue_test", d.dialogue_test, fix="the share of scenes in test")
+    from rolecraft.data.dialogue import options_from_config
+
+    options_from_config(d).check()  # window, stride, scene shares: one rule for the CLI and the library
     _count("data.num_workers", d.num_workers)
     check_prompt("prompt", cfg.prompt)
     check_model("model", cfg.model)

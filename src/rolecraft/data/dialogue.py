@@ -46,8 +46,8 @@ class WindowOptions:
             if not 0.0 <= v < 1.0:
                 raise ConfigError(f"data.{key}={v}: a share of scenes, between 0 and 1")
         if self.val + self.test >= 1.0:
-            raise ConfigError(f"data.dialogue_val + data.dialogue_test = {self.val + self.test}: leaves no scene "
-                              "to train on; keep the sum below 1")
+            raise ConfigError(f"data.dialogue_test={self.test}: with data.dialogue_val={self.val} it leaves no scene "
+                              "to train on; keep their sum below 1")
 
 
 @dataclass
