@@ -217,6 +217,21 @@ def test_dialogue_share_of_the_training_mix(demo):
     assert "dialogue" not in {s.kind for s in training_samples(demo, "hybrid")}  # off by default
 
 
+def test_stats_count_dialogue_samples():
+    from rolecraft.data.stats import dataset_stats, format_stats
+
+    ds = load(resolve_data_root("embedded:demo"))
+    before = dataset_stats(ds)
+    name = next(iter(ds.characters))
+    ds.samples.append(Sample("d1", "dialogue", name, "还要多久？", ["快了。", "马上。"], "test", speaker="老李",
+                             messages=[{"role": "user", "content": "老板！"}, {"role": "assistant", "content": "来了。"}]))
+    st = dataset_stats(ds)
+    assert (st["dialogue_instructions"], st["dialogue_responses"], st["dialogue_history_turns"]) == (1, 2, 2)
+    assert st["instructions"] == before["instructions"] + 1 and st["splits_by_kind"]["dialogue"]["test"] == 1
+    assert st["per_character"][name]["dialogue"] == 1
+    assert re.search(r"Dialogue instructions\s+1\n", format_stats(st))
+
+
 # ---- config and end to end ------------------------------------------------------------------
 
 
