@@ -155,7 +155,7 @@ class ChatSource(Choice):
 
 @dataclass
 class DataConfig:
-    # which instruction samples train: general | specific | hybrid (the paper's Table 6 ablation)
+    # which instruction samples train: general | specific | hybrid (the paper's Table 6 ablation) | dialogue (issue 17)
     mix: Mix = Mix.hybrid
     # a canonical RoleInstruct directory, or "embedded:demo" (the demo data shipped in the package)
     root: str = "embedded:demo"
