@@ -33,6 +33,9 @@ EXPECTED = {
     # GLM-4 ends an answer with no stop token (the next <|user|> does): eos appended to EVERY trained turn
     "glm4_9b": {"all": ["\n莫急噻。<|endoftext|>", "\n要得，马上换。<|endoftext|>"],
                 "last": ["\n要得，马上换。<|endoftext|>"]},
+    # Qwen3 re-renders earlier turns (the last answer gets an empty think block, earlier ones lose it):
+    # the earlier answer is placed in the last answer's generation prompt, with its <|im_end|>
+    "qwen3_8b": {"all": ["莫急噻。<|im_end|>", "要得，马上换。<|im_end|>\n"], "last": ["要得，马上换。<|im_end|>\n"]},
 }
 
 
@@ -52,7 +55,7 @@ def tokenizers(cache_dir):
     from rolecraft.modeling.twins import _train_tokenizer, load_preset, twin_spec
 
     out = {"tiny": (AutoTokenizer.from_pretrained(str(ensure_embedded("tiny", cache_dir))), None)}
-    for name in ("llama3_8b", "glm4_9b"):
+    for name in ("llama3_8b", "glm4_9b", "qwen3_8b"):
         preset = load_preset(name)
         tok = _train_tokenizer(preset, twin_spec(preset))
         out[name] = (tok, stop_token_ids(tok, preset))
@@ -93,9 +96,26 @@ def test_loss_mask_token_by_token(tokenizers, name, loss):
     assert enc.truncated.last_only == 0 and enc.truncated.prompts == 0
 
 
-def test_loss_all_on_a_template_that_rerenders_earlier_turns_trains_the_last_turn_counted(tokenizers):
+def test_loss_all_places_earlier_answers_of_a_rerendering_template_past_the_system_prompt(tokenizers):
     tok, _ = tokenizers["tiny"]
-    # earlier answers are shortened when the chat goes on (as reasoning templates strip earlier thoughts)
+    # the last answer is marked, so no rendering is a prefix of the next; the system prompt quotes the
+    # first answer verbatim (as exemplars quote script lines): the label must land on the turn
+    tpl = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{% if m.role == 'assistant' and loop.last %}[final]"
+           "{% endif %}{{ m.content }}<|im_end|>\n{% endfor %}"
+           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    chat = [{"role": "system", "content": "你是老罗。常说：莫急噻。"}, *CHAT[1:]]
+    enc = ChatEncoder(tok, 1024, 128, chat_template=tpl)
+    row = enc.encode(chat, "s1", "all")
+    assert enc.truncated.last_only == 0
+    assert [tok.decode(r) for r in _runs(row)] == ["莫急噻。<|im_end|>", "[final]要得，马上换。<|im_end|>\n"]
+    first = row.labels.index(next(lab for lab in row.labels if lab != IGNORE_INDEX))
+    assert tok.decode(row.input_ids[:first]).endswith("老板，好辣！<|im_end|>\n<|im_start|>assistant\n")
+    assert tok.decode(row.input_ids) == tok.apply_chat_template(chat, tokenize=False, chat_template=tpl)
+
+
+def test_loss_all_on_a_template_that_drops_earlier_answers_trains_the_last_turn_counted(tokenizers):
+    tok, _ = tokenizers["tiny"]
+    # earlier answers are replaced when the chat goes on: nothing to place them by
     tpl = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{% if m.role == 'assistant' and not loop.last %}"
            "…{% else %}{{ m.content }}{% endif %}<|im_end|>\n{% endfor %}"
            "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")

@@ -20,8 +20,8 @@ class TruncationCounts:
     prompts: int = 0
     responses: int = 0
     examples: list[str] = field(default_factory=list)  # ids of the first few truncated samples
-    # loss=all on a template that re-renders earlier turns (the chat is not a prefix of its continuation):
-    # those samples train on their last answer only
+    # loss=all where no earlier answer could be placed (a template that re-renders earlier turns so that
+    # their text is not in the chat any more): those samples train on their last answer only
     last_only: int = 0
 
     def note(self, sample_id: str) -> None:
@@ -80,7 +80,8 @@ class ChatEncoder:
         ``loss="all"`` labels every assistant turn of a multi-turn chat, each cut at the template's
         own turn boundaries (the chat up to a turn, rendered with the generation prompt, is a prefix
         of the chat with that turn), so each trained turn is tokenized as generation would see it.
-        The context before the last answer is left-truncated to max_source_length as one prompt."""
+        A template that re-renders earlier turns: see ``_located_segments``. The context before the
+        last answer is left-truncated to max_source_length as one prompt."""
         if loss not in LOSS_POLICIES:
             raise ValueError(f"loss={loss!r}: use one of {', '.join(LOSS_POLICIES)}")
         turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
@@ -92,9 +93,14 @@ class ChatEncoder:
         return self._encode_last(messages, sample_id)
 
     def _encode_all(self, messages: list[dict], turns: list[int], sample_id: str) -> Encoded | None:
-        """Segments: context, answer, context, answer ... from the template's renderings; None where a
-        rendering is not a prefix of the next (the template re-renders earlier turns)."""
-        segments: list[tuple[str, bool]] = []  # (text, trained)
+        segments = self._prefix_segments(messages, turns) or self._located_segments(messages, turns)
+        return self._tokenize_segments(segments, sample_id) if segments else None
+
+    def _prefix_segments(self, messages: list[dict], turns: list[int]) -> list[tuple[str, bool]] | None:
+        """(text, trained) segments: context, answer, context, answer ... cut where the template's own
+        renderings end; None where a rendering is not a prefix of the next (the template re-renders
+        earlier turns)."""
+        segments: list[tuple[str, bool]] = []
         done = ""
         for i in turns:
             prompt = self.render(messages[:i], add_generation_prompt=True)
@@ -103,6 +109,36 @@ class ChatEncoder:
                 return None
             segments += [(prompt[len(done):], False), (full[len(prompt):], True)]
             done = full
+        return segments
+
+    def _located_segments(self, messages: list[dict], turns: list[int]) -> list[tuple[str, bool]] | None:
+        """For a template that re-renders earlier turns (Qwen3 drops the empty think block of earlier
+        answers): the generation prompt of the last answer as inference renders it, with each earlier
+        answer found in it by walking the turns' contents in order (so a line that also sits among the
+        system prompt's exemplars is not mistaken for it), plus the stop token the template writes right
+        after; then the last answer as the template renders it. None where a content is not found."""
+        last = turns[-1]
+        prompt = self.render(messages[:last], add_generation_prompt=True)
+        full = self.render(messages[:last + 1], add_generation_prompt=False)
+        if not full.startswith(prompt):
+            return None
+        stops = [t for t in (self.tok.convert_ids_to_tokens(i) for i in sorted(self.end_ids)) if isinstance(t, str)]
+        segments: list[tuple[str, bool]] = []
+        cursor = done = 0
+        for i, m in enumerate(messages[:last]):
+            pos = prompt.find(m["content"], cursor)
+            if pos < 0:
+                return None
+            cursor = pos + len(m["content"])
+            if i in turns:
+                end = cursor + next((len(t) for t in stops if prompt.startswith(t, cursor)), 0)
+                segments += [(prompt[done:pos], False), (prompt[pos:end], True)]
+                cursor = done = end
+        return segments + [(prompt[done:], False), (full[len(prompt):], True)]
+
+    def _tokenize_segments(self, segments: list[tuple[str, bool]], sample_id: str) -> Encoded:
+        """Each segment tokenized on its own (a trained answer as generation produces it); labels on the
+        trained ones; the context before the last answer left-truncated to max_source_length."""
         ids: list[int] = []
         labels: list[int] = []
         last = len(segments) - 1
