@@ -86,7 +86,7 @@ def _need_root(cfg, what: str) -> Path:
 
 def from_dataset(ds, split: str = "test", max_per_kind: int | None = None) -> Benchmark:
     """A split of a loaded RoleInstruct dataset as a benchmark (what train.py evaluates on), kinds in
-    the order RAW, CUS, SPE, each in file order."""
+    the order RAW, CUS, SPE, DLG, each in file order."""
     from rolecraft.data.mixing import evaluation_samples
     from rolecraft.data.prompts import render_profile
 
