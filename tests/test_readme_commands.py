@@ -102,6 +102,13 @@ COMMANDS: dict[str, Cmd] = {
     "python train.py 'ckpt_path=\"multirun/…/0_data=general,emotions=on/checkpoints/last.ckpt\"'":
         Cmd("compose", "a multirun folder's checkpoint, quoted for Hydra; resuming itself is run above",
             use="python train.py 'ckpt_path=\"multirun/x/0_data=general,emotions=on/checkpoints/last.ckpt\"'"),
+    # ---- Multi-turn dialogue (run end to end in tests/test_dialogue.py)
+    "python train.py data.dialogue=on":
+        Cmd("compose", "the same run as tests/test_dialogue.py's end-to-end dialogue test"),
+    "python train.py data=dialogue data.dialogue_loss=all":
+        Cmd("compose", "the same run as tests/test_dialogue.py's dialogue-only test"),
+    "python chat.py run=outputs/DATE/TIME character=罗火旺 replay=scene.jsonl":
+        Cmd("compose", "replay and /as run against the fake endpoint in tests/test_dialogue.py"),
     # ---- Data commands
     "rolecraft data import roleinstruct-v1 ../shared/data/roleinstruct-v1/role --out data/roleinstruct-v1 "
     "[--report defects.json] [--force] [--allow-partial]":

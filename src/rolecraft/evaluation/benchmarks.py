@@ -23,6 +23,9 @@ class EvalItem:
     question: str
     references: list[str]
     category: str | None = None  # e.g. BELLE's task class
+    # dialogue items: the turns before the question and who asks it (rendered by the PromptBuilder)
+    messages: list[dict] | None = None
+    speaker: str | None = None
 
 
 @dataclass
@@ -47,7 +50,8 @@ def chats(bench: Benchmark, prompts=None, template_name: str = "v1") -> list[lis
     out = []
     for it in bench.items:
         if prompts is not None and it.character in prompts.ds.characters:
-            out.append(prompts.messages(Sample(it.key, it.kind, it.character, it.question, it.references, "test")))
+            out.append(prompts.messages(Sample(it.key, it.kind, it.character, it.question, it.references, "test",
+                                               messages=it.messages, speaker=it.speaker)))
         else:
             out.append(role_messages(it.character, it.question, bench.profiles.get(it.character or ""), template_name))
     return out
@@ -82,12 +86,12 @@ def _need_root(cfg, what: str) -> Path:
 
 def from_dataset(ds, split: str = "test", max_per_kind: int | None = None) -> Benchmark:
     """A split of a loaded RoleInstruct dataset as a benchmark (what train.py evaluates on), kinds in
-    the order RAW, CUS, SPE, each in file order."""
+    the order RAW, CUS, SPE, DLG, each in file order."""
     from rolecraft.data.mixing import evaluation_samples
     from rolecraft.data.prompts import render_profile
 
-    items = [EvalItem(s.id, s.kind, s.character, s.instruction, list(s.references))
-             for s in evaluation_samples(ds, split, max_per_kind)]
+    items = [EvalItem(s.id, s.kind, s.character, s.instruction, list(s.references), messages=s.messages,
+                      speaker=s.speaker) for s in evaluation_samples(ds, split, max_per_kind)]
     from rolecraft.data.schema import FILES
 
     profiles = {n: render_profile(c.profile) for n, c in ds.characters.items()}
