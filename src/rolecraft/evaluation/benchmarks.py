@@ -23,6 +23,11 @@ class EvalItem:
     question: str
     references: list[str]
     category: str | None = None  # e.g. BELLE's task class
+    # the conversation before the answer (user/assistant turns, no system turn): multi-turn items
+    # (CharacterEval scenes, RoleInstruct dialogue samples) are answered from it instead of ``question``
+    messages: list[dict] | None = None
+    # benchmark-specific facts scorers need (CharacterEval: the dimensions the item is scored on)
+    meta: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -36,17 +41,33 @@ class Benchmark:
     skipped: dict[str, int] = field(default_factory=dict)
     # the files the items were read from (their hashes go into the run's provenance.json)
     files: list[Path] = field(default_factory=list)
+    # every item before benchmark.max_samples / benchmark.kinds cut the list (predictions for a cut
+    # item are not "unmatched"); None = ``items`` is the whole benchmark
+    all_items: list[EvalItem] | None = None
+
+    @property
+    def total(self) -> int:
+        """The benchmark's item count before any limit."""
+        return len(self.all_items if self.all_items is not None else self.items)
 
 
 def chats(bench: Benchmark, prompts=None, template_name: str = "v1") -> list[list[dict]]:
     """The chat each item is answered from: the training prompt (``prompts``, a PromptBuilder over
-    the benchmark's dataset) where the item's character is in it, else the opening line + profile."""
+    the benchmark's dataset) where the item's character is in it, else the opening line + profile.
+    A multi-turn item keeps that system turn and is answered after its own ``messages``."""
     from rolecraft.data.prompts import role_messages
     from rolecraft.data.schema import Sample
 
     out = []
     for it in bench.items:
-        if prompts is not None and it.character in prompts.ds.characters:
+        if it.messages is not None:
+            if prompts is not None and it.character in prompts.ds.characters:
+                system = [{"role": "system", "content": prompts.system(it.character, it.question)}]
+            else:
+                system = role_messages(it.character, it.question, bench.profiles.get(it.character or ""),
+                                       template_name)[:-1]
+            out.append(system + [dict(m) for m in it.messages])
+        elif prompts is not None and it.character in prompts.ds.characters:
             out.append(prompts.messages(Sample(it.key, it.kind, it.character, it.question, it.references, "test")))
         else:
             out.append(role_messages(it.character, it.question, bench.profiles.get(it.character or ""), template_name))
@@ -172,16 +193,23 @@ def load_jsonl(cfg) -> Benchmark:
     return Benchmark("jsonl", items, files=[p])
 
 
+def load_charactereval(cfg) -> Benchmark:
+    from rolecraft.evaluation.charactereval import load
+
+    return load(cfg)
+
+
 # the one table of benchmarks: a new one is a loader here (or in its own module, registered here)
 # plus conf/benchmark/NAME.yaml
 BENCHMARKS = {"roleinstruct": load_roleinstruct, "rolebench_zh": load_rolebench_zh, "belle": load_belle,
-              "jsonl": load_jsonl}
+              "jsonl": load_jsonl, "charactereval": load_charactereval}
 
 
 def load_benchmark(cfg) -> Benchmark:
     if cfg.name not in BENCHMARKS:
         raise ConfigError(f"benchmark.name={cfg.name!r}: use one of {', '.join(BENCHMARKS)}")
     bench = BENCHMARKS[cfg.name](cfg)
+    bench.all_items = list(bench.items)
     bench.items = _limit(bench.items, list(cfg.kinds), cfg.max_samples)
     if not bench.items:
         raise DataError(f"benchmark={cfg.name} (root {cfg.root}): no items to evaluate"
