@@ -265,7 +265,7 @@ def _tiny_reward_model(out: Path, cache_dir) -> Path:
                       num_attention_heads=2, num_key_value_heads=1, num_labels=1, pad_token_id=tok.pad_token_id)
     model = Qwen2ForSequenceClassification(cfg)
     with torch.no_grad():  # spread the outputs over about 0-1, as a trained reward model's are
-        model.score.weight.normal_(0, 2.0)
+        model.score.weight.normal_(0, 0.05)
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
@@ -289,6 +289,7 @@ def test_reward_model_scores_each_dimension(tmp_path, cache_dir):
     # items 101..104 carry 11 (item, dimension) pairs over 9 dimensions
     per = [(row["key"], d, s) for row in rows for d, s in row["charactereval"]["rm"].items()]
     assert len(per) == 11 and m["charactereval/rm/n/coherence"] == 2
+    assert len(set(rows[0]["charactereval"]["rm"].values())) == 3  # the dimension is part of what it reads
     # the reported 0-1 score is the model's output clipped to 0-1; samples.jsonl keeps 1+4x (the 1-5 scale)
     unit = {d: [min(1.0, max(0.0, (s - 1) / 4)) for _, d2, s in per if d2 == d] for d in {d for _, d, _ in per}}
     for d, vals in unit.items():
