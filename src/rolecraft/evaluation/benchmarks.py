@@ -23,8 +23,9 @@ class EvalItem:
     question: str
     references: list[str]
     category: str | None = None  # e.g. BELLE's task class
-    # the conversation before the answer (user/assistant turns, no system turn): multi-turn items
-    # (CharacterEval scenes, RoleInstruct dialogue samples) are answered from it instead of ``question``
+    # the conversation up to the turn to answer (user/assistant turns, optionally a leading system turn
+    # and speaker names): multi-turn items (CharacterEval scenes, RoleInstruct dialogue samples) are
+    # answered from it, after the character's system turn, instead of from ``question``
     messages: list[dict] | None = None
     # benchmark-specific facts scorers need (CharacterEval: the dimensions the item is scored on)
     meta: dict = field(default_factory=dict)
@@ -66,12 +67,27 @@ def chats(bench: Benchmark, prompts=None, template_name: str = "v1") -> list[lis
             else:
                 system = role_messages(it.character, it.question, bench.profiles.get(it.character or ""),
                                        template_name)[:-1]
-            out.append(system + [dict(m) for m in it.messages])
+            out.append(_with_history(system, it.messages))
         elif prompts is not None and it.character in prompts.ds.characters:
             out.append(prompts.messages(Sample(it.key, it.kind, it.character, it.question, it.references, "test")))
         else:
             out.append(role_messages(it.character, it.question, bench.profiles.get(it.character or ""), template_name))
     return out
+
+
+def _with_history(system: list[dict], history: list[dict]) -> list[dict]:
+    """Our system turn, then the item's turns: a leading system turn of the item's own is appended to
+    ours, and a turn's speaker ``name`` (which chat templates drop) is written into its content as
+    ``name：content``."""
+    turns = [dict(m) for m in history]
+    if turns and turns[0]["role"] == "system":
+        extra = turns.pop(0)["content"]
+        system = [{"role": "system", "content": (system[0]["content"] + "\n" if system else "") + extra}]
+    for t in turns:
+        name = t.pop("name", None)
+        if name and not t["content"].startswith(f"{name}："):
+            t["content"] = f"{name}：{t['content']}"
+    return system + turns
 
 
 def item_key(kind: str, character: str | None, question: str) -> str:
