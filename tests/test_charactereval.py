@@ -307,6 +307,11 @@ def test_reward_model_scores_each_dimension(tmp_path, cache_dir):
     # a reward model on another benchmark is refused before anything loads
     r = run_evaluate([f"benchmark.reward_model={rm}"], cache_dir, tmp_path / "ev2")
     assert r.returncode == 2 and "benchmark.reward_model is for benchmark=charactereval" in r.stderr
+    # a path that is no model fails before any answer is made
+    r = run_evaluate(["benchmark=charactereval", f"benchmark.root={root}", f"benchmark.reward_model={tmp_path}"],
+                     cache_dir, tmp_path / "ev3")
+    assert r.returncode == 2 and "not a model directory (no config.json)" in r.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "ev3" / "samples.jsonl").exists()
 
 
 def test_any_multi_turn_item_keeps_its_own_system_turn_and_speaker_names():

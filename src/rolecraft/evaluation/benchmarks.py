@@ -210,6 +210,7 @@ def load_jsonl(cfg) -> Benchmark:
 
 
 def load_charactereval(cfg) -> Benchmark:
+    """CharacterEval's three files (its own module: parsing scenes into turns, dimensions, scorers)."""
     from rolecraft.evaluation.charactereval import load
 
     return load(cfg)

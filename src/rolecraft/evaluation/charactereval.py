@@ -404,7 +404,8 @@ def reward_scores(cfg, bench, answers: dict[str, str]) -> tuple[dict, dict[str, 
                 scores.setdefault(dim, []).append(unit)
                 per_row.setdefault(it.key, {})[dim] = 1 + 4 * x
     m = summarise(scores, f"{NAME}/rm")
-    m.update({f"{NAME}/rm/clipped": clipped, f"{NAME}/rm/truncated": truncated, f"{NAME}/rm/model": str(b.reward_model)})
+    m.update({f"{NAME}/rm/clipped": clipped, f"{NAME}/rm/truncated": truncated,
+              f"{NAME}/rm/model": str(b.reward_model)})
     return m, per_row
 
 

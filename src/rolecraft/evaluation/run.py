@@ -216,6 +216,10 @@ def _check(cfg) -> None:
         if cfg.rpcs.backend != "none":
             raise ConfigError("rpcs compares answers with reference answers, which benchmark=charactereval has "
                               "none of: use rpcs=none")
+        rm = cfg.benchmark.reward_model
+        if rm and not (Path(str(rm)).expanduser() / "config.json").is_file():  # before any answer is paid for
+            raise ConfigError(f"benchmark.reward_model={rm!r}: not a model directory (no config.json); give a saved "
+                              "AutoModelForSequenceClassification with one output, e.g. CharacterRM")
     elif cfg.benchmark.reward_model:
         raise ConfigError(f"benchmark.reward_model is for benchmark=charactereval (scores its dimensions), not "
                           f"benchmark={cfg.benchmark.name}: remove it")
