@@ -328,3 +328,22 @@ def test_any_multi_turn_item_keeps_its_own_system_turn_and_speaker_names():
     assert chat[0]["content"].endswith("身份：老仆人\n场景：沈家后院。")
     assert chat[1:] == [{"role": "user", "content": "少爷：吃了吗？"}, {"role": "assistant", "content": "还没呢。"},
                         {"role": "user", "content": "少爷：那快去吃。"}]
+
+
+@pytest.mark.slow
+def test_an_endpoint_answers_from_the_same_multi_turn_chats(server, tmp_path, cache_dir):
+    """answers=openai goes through the same chats as the local model: system turn, then the scene's turns."""
+    root = write_charactereval(tmp_path / "ce")
+    r = run_evaluate(["benchmark=charactereval", f"benchmark.root={root}", "benchmark.max_samples=4", "answers=openai",
+                      "answers.model=fake-chat", f"answers.endpoint.base_url={server.base_url}",
+                      f"answers.endpoint.api_key_env={KEY_ENV}", f"paths.cache_dir={tmp_path / 'cache'}"],
+                     cache_dir, tmp_path / "ev", env={KEY_ENV: server.key})
+    assert r.returncode == 0, r.stderr[-3000:]
+    sent = {q.body["messages"][1]["content"]: q.body["messages"] for q in server.requests if q.endpoint == "chat"}
+    assert len(sent) == 4 and read_metrics(tmp_path / "ev")["benchmark/evaluated"] == 4
+    scene = sent["林母：秋儿，你又熬夜改作业了？"]
+    assert [m["role"] for m in scene] == ["system", "user", "assistant", "user"]
+    assert scene[0]["content"].startswith("你是林晚秋。") and "口头禅：慢慢来，不着急。" in scene[0]["content"]
+    assert scene[2]["content"] == "妈，我不累。\n（给母亲倒了杯水）您先喝点水。"
+    rows = {row["key"]: row for row in read_jsonl(tmp_path / "ev" / "samples.jsonl")}
+    assert rows["103"]["prediction"].startswith("[fake-chat]") and rows["103"]["prediction"].endswith("你啊，总是这样。")
