@@ -168,6 +168,10 @@ COMMANDS: dict[str, Cmd] = {
     "python evaluate.py answers=predictions answers.path=preds.jsonl":
         Cmd("run", use="python evaluate.py answers=predictions answers.path={tmp}/ev/tiny/samples.jsonl",
             append=("hydra.run.dir={tmp}/ev/preds",)),
+    "python evaluate.py benchmark=charactereval benchmark.root=data/charactereval answers=run answers.path=RUN_DIR "
+    "judge=pointwise judge.model=gpt-4o":
+        Cmd("compose", "needs CharacterEval's files, a trained run and a judge endpoint; tests/test_charactereval.py "
+                       "runs the benchmark on synthetic files with the tiny model, the fake judge and a tiny reward model"),
     "python evaluate.py benchmark=rolebench_zh benchmark.root=../shared/data/rolebench-zh answers=predictions "
     "answers.path=FILE rouge.tokenizer=jieba rouge.references=max hydra.run.dir=OUT":
         Cmd("shared", use="python evaluate.py benchmark=rolebench_zh benchmark.root=../shared/data/rolebench-zh "
@@ -408,7 +412,7 @@ def _check_results(readme_cmd: str, ctx: dict, r: subprocess.CompletedProcess) -
         assert "runs use model=tiny, data=embedded:demo; paper: ChatGLM3-6B" in md
     elif "answers=predictions" in readme_cmd and "rolebench" not in readme_cmd:
         m = json.loads((tmp / "ev" / "preds" / "metrics.json").read_text(encoding="utf-8"))
-        assert m["answers/matched"] == m["benchmark/items"] and m["answers/unmatched"] == 0
+        assert m["answers/matched"] == m["benchmark/evaluated"] and m["answers/unmatched"] == 0
 
 
 @pytest.fixture(scope="module")

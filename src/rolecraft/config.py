@@ -114,12 +114,14 @@ class Benchmark(Choice):
     rolebench_zh = "rolebench_zh"
     belle = "belle"
     jsonl = "jsonl"
+    charactereval = "charactereval"
 
 
 class Kind(Choice):
     raw = "raw"
     general = "general"
     specific = "specific"
+    dialogue = "dialogue"
 
 
 class AnswersSource(Choice):
@@ -430,10 +432,11 @@ class TrainConfig:
 
 @dataclass
 class BenchmarkConfig:
-    # roleinstruct | rolebench_zh | belle | jsonl
+    # roleinstruct | rolebench_zh | belle | jsonl | charactereval
     name: Benchmark = Benchmark.roleinstruct
     # roleinstruct: a canonical dataset dir or embedded:demo; rolebench_zh: the dir holding general/ and
-    # role_specific/; belle: eval_set.json (or its dir); jsonl: a JSONL file of canonical samples
+    # role_specific/; belle: eval_set.json (or its dir); jsonl: a JSONL file of canonical samples;
+    # charactereval: the dir holding test_data.jsonl, character_profiles.json and id2metric.jsonl
     root: Optional[str] = "embedded:demo"
     # roleinstruct/jsonl: which split is scored (jsonl rows without "split" always count)
     split: str = "test"
@@ -441,6 +444,11 @@ class BenchmarkConfig:
     max_samples: Optional[int] = None
     # kinds to keep (empty = every kind the benchmark has)
     kinds: List[Kind] = field(default_factory=list)
+    # charactereval: a reward model directory (AutoModelForSequenceClassification, one output, e.g. CharacterRM)
+    # that scores each answer on the item's dimensions; null = none
+    reward_model: Optional[str] = None
+    # charactereval: reward-model inputs longer than this many tokens keep their end (and are counted)
+    reward_max_length: int = 4096
 
 
 @dataclass

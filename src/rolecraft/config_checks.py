@@ -303,6 +303,7 @@ def check_evaluate(cfg) -> None:
     check_secrets(cfg)
     b = cfg.benchmark
     _positive_int("benchmark.max_samples", b.max_samples, optional=True, fix="items per kind; null = all")
+    _positive_int("benchmark.reward_max_length", b.reward_max_length)
     a = cfg.answers
     _positive_int("answers.batch_size", a.batch_size)
     _positive_int("answers.max_source_length", a.max_source_length)
