@@ -315,19 +315,21 @@ def test_reward_model_scores_each_dimension(tmp_path, cache_dir):
 
 
 def test_any_multi_turn_item_keeps_its_own_system_turn_and_speaker_names():
-    """The same EvalItem.messages path serves RoleInstruct dialogue samples (named speakers, a system turn)."""
+    """Both shapes of EvalItem.messages: a dialogue sample's turns before its question (with who asks
+    it) and a CharacterEval scene (every turn up to the answer) give the same chat."""
     from rolecraft.evaluation.benchmarks import Benchmark, EvalItem, chats
 
-    it = EvalItem("d1", "dialogue", "阿福", "少爷：吃了吗？", ["吃了。"],
-                  messages=[{"role": "system", "content": "场景：沈家后院。"},
-                            {"role": "user", "content": "吃了吗？", "name": "少爷"},
-                            {"role": "assistant", "content": "还没呢。"},
-                            {"role": "user", "content": "少爷：那快去吃。", "name": "少爷"}])
-    chat = chats(Benchmark("x", [it], {"阿福": "身份：老仆人"}))[0]
-    assert chat[0]["role"] == "system" and chat[0]["content"].startswith("你是阿福。")
-    assert chat[0]["content"].endswith("身份：老仆人\n场景：沈家后院。")
-    assert chat[1:] == [{"role": "user", "content": "少爷：吃了吗？"}, {"role": "assistant", "content": "还没呢。"},
-                        {"role": "user", "content": "少爷：那快去吃。"}]
+    history = [{"role": "system", "content": "场景：沈家后院。"},
+               {"role": "user", "content": "吃了吗？", "name": "少爷"},
+               {"role": "assistant", "content": "还没呢。"}]
+    sample = EvalItem("d1", "dialogue", "阿福", "那快去吃。", ["吃了。"], messages=history, speaker="少爷")
+    scene = EvalItem("d2", "dialogue", "阿福", "少爷：那快去吃。", ["吃了。"],
+                     messages=[*history, {"role": "user", "content": "少爷：那快去吃。"}], meta={"whole_scene": True})
+    for chat in chats(Benchmark("x", [sample, scene], {"阿福": "身份：老仆人"})):
+        assert chat[0]["role"] == "system" and chat[0]["content"].startswith("你是阿福。")
+        assert chat[0]["content"].endswith("身份：老仆人\n场景：沈家后院。")
+        assert chat[1:] == [{"role": "user", "content": "少爷：吃了吗？"}, {"role": "assistant", "content": "还没呢。"},
+                            {"role": "user", "content": "少爷：那快去吃。"}]
 
 
 @pytest.mark.slow
