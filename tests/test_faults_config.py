@@ -155,8 +155,8 @@ CHOICES = [
     ("evaluate.py", "rpcs.backend=bge", "none, openai, local"),
     ("evaluate.py", "answers.source=api", "run, model, openai, predictions"),
     ("evaluate.py", "answers.format=csv", "auto, rolecraft, rolebench"),
-    ("evaluate.py", "benchmark.name=rolebench", "roleinstruct, rolebench_zh, belle, jsonl"),
-    ("evaluate.py", "benchmark.kinds=[raw,custom]", "raw, general, specific"),
+    ("evaluate.py", "benchmark.name=rolebench", "roleinstruct, rolebench_zh, belle, jsonl, charactereval"),
+    ("evaluate.py", "benchmark.kinds=[raw,custom]", "raw, general, specific, dialogue"),
     ("chat.py", "source=hf", "run, model, openai"),
 ]
 
