@@ -172,6 +172,9 @@ class DataConfig:
     # tokens per packed row; null = max_source_length + max_target_length
     pack_length: Optional[int] = None
     num_workers: int = 0
+    # encode (prompts + chat template + loss mask) once per inputs, cached under paths.cache_dir/encoded
+    # (data/encoding.py); false: encode in memory every run
+    encoding_cache: bool = True
 
 
 @dataclass
