@@ -56,7 +56,7 @@ def dataset_stats(ds: RoleInstruct) -> dict:
     labeled = sum(emotions.values())
     per_character = {}
     for name in ds.characters:
-        per_character[name] = {"utterances": 0, "specific": 0, "general": 0, "raw": 0}
+        per_character[name] = {"utterances": 0, "specific": 0, "general": 0, "raw": 0, "dialogue": 0}
     for u in ds.script:
         per_character[u.character]["utterances"] += 1
     for s in ds.samples:
