@@ -85,7 +85,7 @@ def main() -> int:
     print(f"second run {results['first'][0] / results['second'][0]:.1f}x faster than the first")
     ok = True
     for name, (_, rows, counts) in results.items():
-        if [(r.input_ids, r.labels) for r in rows] != [(r.input_ids, r.labels) for r in base]:
+        if [(list(r.input_ids), list(r.labels)) for r in rows] != [(r.input_ids, r.labels) for r in base]:
             print(f"MISMATCH: the {name} run's rows differ from the baseline", file=sys.stderr)
             ok = False
         if (counts.prompts, counts.responses) != (enc0.truncated.prompts, enc0.truncated.responses):
