@@ -341,7 +341,8 @@ def import_messages(src: str | Path, fmt: str | None = None, character: str | No
                 continue
             for line, row in reader.records(f) or []:
                 b.add((str(f), line), row, fmt)
-    elif HUB_ID.match(str(src)) and not str(src).startswith((".", "/", "~")):
+    elif HUB_ID.match(str(src)) and not str(src).startswith((".", "/", "~")) and \
+            path.suffix.lower() not in LOCAL_SUFFIXES + DATASETS_SUFFIXES:  # data/chats.jsonl is a missing file
         for (name, i), row in _hub_rows(str(src), hub_timeout):
             b.add((name, i), row, fmt)
     else:
