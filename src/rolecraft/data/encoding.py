@@ -10,6 +10,7 @@ batched ``datasets.map`` whose result is an Arrow file under the run's cache dir
 * the tokenizer (its serialized vocabulary/merges, special tokens and class),
 * the chat template in use, the encoder settings (max lengths, end ids),
 * the prompt spec and the hash of its rendered template (``prompts.template_sha256``),
+* the code that renders and masks (``prompts.py``, ``tokenize.py``, this module),
 * anything else the caller names (e.g. a loss policy).
 
 A second run with the same inputs loads the file and encodes nothing; a change to any of them
@@ -99,7 +100,20 @@ def encoder_key(encoder, spec) -> dict:
         "eos_id": encoder.eos_id,
         "prompt_spec": asdict(spec),
         "template_sha256": template_sha256(spec),
+        "code": code_fingerprint(),
     }
+
+
+def code_fingerprint() -> str:
+    """A hash of the modules that decide the rows (rendering, masking, this cache): an upgrade
+    that changes how samples are encoded must not reuse rows encoded the old way."""
+    from rolecraft.data import prompts, tokenize
+
+    h = hashlib.sha256()
+    for mod in (prompts, tokenize):
+        h.update(Path(mod.__file__).read_bytes())
+    h.update(Path(__file__).read_bytes())
+    return h.hexdigest()
 
 
 def cache_key(data_fingerprint: str, key: dict) -> str:

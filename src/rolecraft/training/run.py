@@ -137,7 +137,8 @@ def _run(cfg, out: Path, t_start: float) -> dict | None:
                           end_ids=stop_token_ids(tok, cfg.model))
     from rolecraft.data.encoding import encode_splits
 
-    # the per-sample encoding (one line to change); cached under cache_dir by its inputs (data/encoding.py)
+    # the per-sample encoding (one line to change); cached under cache_dir by its inputs (data/encoding.py):
+    # a new input of encode (e.g. a loss policy) must also be named in encode_splits(..., extra_key={...})
     encode = lambda s: encoder.encode(prompts.messages(s, s.references[0]), s.id)  # noqa: E731
     train_rows, val_rows = encode_splits(ds, {"train": train, "val": val}, encode, encoder, spec,
                                          cfg.paths.cache_dir if cfg.data.encoding_cache else None)
