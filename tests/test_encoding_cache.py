@@ -92,3 +92,35 @@ def test_a_changed_input_encodes_again(setup, tmp_path, change):
     assert rows(train2) != rows(train1)
     hit, train3, _ = encode(ds, tok, samples, tmp_path, spec=spec, **kw)  # and that new key hits in turn
     assert hit.calls == 0 and rows(train3) == rows(train2)
+
+
+CONCURRENT = """
+import sys, time
+from rolecraft.data.encoding import encode_split
+from rolecraft.data.tokenize import Encoded, TruncationCounts
+class S:
+    def __init__(self, i): self.id = str(i)
+calls = []
+def encode(s):
+    calls.append(s.id)
+    time.sleep(0.002)  # long enough for the other process to arrive while this one builds
+    return Encoded(list(range(int(s.id) % 7 + 1)), [-100] * (int(s.id) % 7 + 1))
+r = encode_split([S(i) for i in range(300)], encode, TruncationCounts(), data_fingerprint="d", key={}, cache_dir=sys.argv[1])
+assert [list(x.input_ids) for x in r.rows] == [list(range(i % 7 + 1)) for i in range(300)]
+print(len(calls), r.hit)
+"""
+
+
+def test_concurrent_runs_build_once(tmp_path):
+    """Two processes (DDP ranks, parallel runs) on the same inputs: one encodes, the other waits and loads."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                              env=env) for _ in range(2)]
+    outs = sorted(p.communicate(timeout=300)[0].split() for p in procs)
+    assert all(p.returncode == 0 for p in procs)
+    assert outs == [["0", "True"], ["300", "False"]], outs
+    assert len(list((tmp_path / "encoded").glob("*.arrow"))) == 1
