@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 log = logging.getLogger("rolecraft")
 
 # bump when the layout of the cached rows or the meaning of the key changes
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 CACHE_SUBDIR = "encoded"
 
 
@@ -188,7 +188,8 @@ def encode_split(samples: Sequence, encode: Callable, truncated, *, data_fingerp
 
 
 def _list_array(rows: list):
-    """Rows of ints as an Arrow list<int64> array, through one flat NumPy array."""
+    """Rows of token ids / labels as an Arrow list<int32> array (half the file of int64; ids and
+    -100 fit), through one flat NumPy array."""
     import itertools
 
     import numpy as np
@@ -197,7 +198,7 @@ def _list_array(rows: list):
     lengths = np.fromiter((len(r) for r in rows), dtype=np.int32, count=len(rows))
     offsets = np.zeros(len(rows) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
-    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(offsets[-1]))
+    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int32, count=int(offsets[-1]))
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat))
 
 
