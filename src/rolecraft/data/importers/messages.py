@@ -416,8 +416,9 @@ def export_command(src: str, fmt: str, out: str, force: bool = False) -> int:
     dest = Path(out).expanduser()
     if dest.exists() and not force:
         raise DataError(f"{dest}: exists; choose another --out or pass --force to replace it")
-    if dest.resolve().parent == Path(str(ds.root)).resolve() if ds.root else False:
-        raise DataError(f"{dest}: inside the dataset being exported; write it elsewhere")
+    if ds.root is not None and dest.resolve().parent == Path(ds.root).resolve():
+        raise DataError(f"{dest}: inside the dataset being exported (a fifth file there is not the format); "
+                        "write it elsewhere")
     rows, skipped = [], []
     for s in ds.samples:
         row = export_row(s, ds.characters[s.character].profile, fmt)
