@@ -124,6 +124,12 @@ COMMANDS: dict[str, Cmd] = {
     "[--min-utterances 20] [--force]":
         Cmd("shared", use="rolecraft data import cped ../shared/data/cped/valid_split.csv --out {tmp}/data/cped "
                           "--min-utterances 20"),
+    "rolecraft data import messages chats.jsonl --out data/chats [--format openai|sharegpt|alpaca] [--character NAME] "
+    "[--character-field KEY] [--profile profile.json] [--single-kind specific] [--report defects.json] [--allow-partial]":
+        Cmd("not run", "needs a chats file; tests/test_import_messages.py imports hand-written files in all three "
+                       "formats through this command (and the export below reimported)"),
+    "rolecraft data export messages data/chats --format sharegpt --out chats.sharegpt.jsonl":
+        Cmd("run", use="rolecraft data export messages {demo} --format sharegpt --out {tmp}/chats.sharegpt.jsonl"),
     "rolecraft data agreement GOLD OTHER [THIRD ...] [--json agreement.json] [--labels]":
         Cmd("run", use="rolecraft data agreement {demo} {demo}/script.jsonl {demo} --json {tmp}/agreement.json --labels"),
     # ---- Building data with an LLM

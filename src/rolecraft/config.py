@@ -195,6 +195,9 @@ class DataConfig:
     # share of scenes in val / test (split by scene: a scene never feeds two splits)
     dialogue_val: float = 0.1
     dialogue_test: float = 0.2
+    # encode (prompts + chat template + loss mask) once per inputs, cached under paths.cache_dir/encoded
+    # (data/encoding.py); false: encode in memory every run
+    encoding_cache: bool = True
 
 
 @dataclass

@@ -140,9 +140,15 @@ def _run(cfg, out: Path, t_start: float) -> dict | None:
     base.train()  # transformers 5 returns models in eval mode
     encoder = ChatEncoder(tok, cfg.data.max_source_length, cfg.data.max_target_length, cfg.model.chat_template,
                           end_ids=stop_token_ids(tok, cfg.model))
+    from rolecraft.data.encoding import encode_splits
+
+    # the per-sample encoding; cached under cache_dir by its inputs (data/encoding.py): every input of
+    # encode beyond the encoder, the prompt spec and the samples must be named in extra_key
     loss = str(cfg.data.dialogue_loss)  # which assistant turns of a dialogue sample train
-    train_rows = [encoder.encode(prompts.messages(s, s.references[0]), s.id, loss) for s in train]
-    val_rows = [encoder.encode(prompts.messages(s, s.references[0]), s.id, loss) for s in val]
+    encode = lambda s: encoder.encode(prompts.messages(s, s.references[0]), s.id, loss)  # noqa: E731
+    train_rows, val_rows = encode_splits(ds, {"train": train, "val": val}, encode, encoder, spec,
+                                         cfg.paths.cache_dir if cfg.data.encoding_cache else None,
+                                         extra_key={"dialogue_loss": loss})
     model = apply_lora(base, cfg.lora, cfg.model, base_reference(cfg.model))
 
     packing = cfg.data.packing
