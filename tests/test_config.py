@@ -72,7 +72,7 @@ def test_wrong_type_fails(cache_dir):
 def test_help_lists_groups(cache_dir):
     r = _train("--help", cache=cache_dir)
     assert r.returncode == 0
-    for line in ("data: general, hybrid, specific", "emotions: off, on", "trainer: cpu, ddp, ddp_cpu, fsdp, fsdp_cpu, gpu"):
+    for line in ("data: dialogue, general, hybrid, specific", "emotions: off, on", "trainer: cpu, ddp, ddp_cpu, fsdp, fsdp_cpu, gpu"):
         assert line in r.stdout
 
 

@@ -49,7 +49,7 @@ def test_an_override_of_the_runs_prompt_is_reported(trained_run, cache_dir, tmp_
                      cache_dir, tmp_path / "ev")
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(tmp_path / "ev")
-    assert m["prompt/overridden"] == "emotions: False -> True" and m["benchmark/items"] == 3
+    assert m["prompt/overridden"] == "emotions: False -> True" and m["benchmark/evaluated"] == 3
     assert "differs from the one the run trained with" in r.stdout + r.stderr
     assert yaml.safe_load((tmp_path / "ev" / "prompt.yaml").read_text())["emotions"] is True
 
@@ -95,7 +95,7 @@ def test_zero_shot_model_default_and_rouge_options_are_recorded(cache_dir, tmp_p
                      cache_dir, tmp_path / "ev")
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(tmp_path / "ev")
-    assert m["answers/name"] == "tiny" and m["benchmark/items"] == 12
+    assert m["answers/name"] == "tiny" and m["benchmark/evaluated"] == 12
     assert {m["n/raw"], m["n/cus"], m["n/spe"]} == {4}
     assert (m["rouge_l/options/tokenizer"], m["rouge_l/options/stat"], m["rouge_l/options/postprocess"]) == \
         ("char", "r", "strip_punct")

@@ -65,7 +65,7 @@ def test_api_answers_survive_429_500_and_timeouts_then_come_from_the_cache(serve
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(tmp_path / "ev1")
     # RAW and CUS items can share a prompt (same character, same instruction): asked once, then cached
-    assert m["benchmark/items"] == 6 and m["answers/api_requests"] + m["answers/api_cached"] == 6
+    assert m["benchmark/evaluated"] == 6 and m["answers/api_requests"] + m["answers/api_cached"] == 6
     assert m["answers/api_retries"] == 3
     assert server.count("chat") == m["answers/api_requests"] + 3  # + 3 failed tries
     assert server.max_in_flight("chat") <= 2

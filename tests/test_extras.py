@@ -80,3 +80,22 @@ def test_evaluate_predictions_runs_without_the_training_stack(cache_dir, tmp_pat
     assert r.returncode == 0, r.stderr[-3000:]
     metrics = json.loads(r.stdout.strip().splitlines()[-1])
     assert metrics["rouge_l/avg"] > 0.5  # each prediction is one of its item's references
+
+
+def test_import_messages_on_the_core_install(cache_dir, tmp_path):
+    """Local JSON lines need no extra; a Hub id needs `datasets` and says which extra brings it."""
+    import json
+
+    src = tmp_path / "chat.jsonl"
+    src.write_text(json.dumps({"character": "林黛玉", "conversations": [
+        {"from": "human", "value": "姑娘安好？"}, {"from": "gpt", "value": "还好，只是又咳了。"}]}, ensure_ascii=False) + "\n",
+        encoding="utf-8")
+    r = run_without_torch(["rolecraft.cli", "data", "import", "messages", str(src), "--out", str(tmp_path / "o")],
+                          cache_dir, tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "1 characters, 1 samples" in r.stdout
+    r = run_without_torch(["rolecraft.cli", "data", "import", "messages", "nobody/some-chats", "--out",
+                           str(tmp_path / "o2")], cache_dir, tmp_path)
+    assert r.returncode == 2
+    err = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and "'data' extra" in err[0] and "rolecraft[data]" in err[0], r.stderr[-2000:]

@@ -140,7 +140,8 @@ def test_a_value_out_of_range_fails_in_one_line_before_anything_loads(script, ov
 CHOICES = [
     ("train.py", "optim.scheduler=cosin", "constant, linear, cosine"),
     ("train.py", "model.dtype=fp16", "auto, float32, bfloat16, float16"),
-    ("train.py", "data.mix=mixed", "general, specific, hybrid"),
+    ("train.py", "data.mix=mixed", "general, specific, hybrid, dialogue"),
+    ("train.py", "data.dialogue_loss=every", "all, last"),
     ("train.py", "lora.bias=some", "none, all, lora_only"),
     ("train.py", "trainer.compile=full", "none, layers"),
     ("train.py", "prompt.retrieval.backend=faiss", "none, lexical, bge, openai"),
@@ -154,8 +155,8 @@ CHOICES = [
     ("evaluate.py", "rpcs.backend=bge", "none, openai, local"),
     ("evaluate.py", "answers.source=api", "run, model, openai, predictions"),
     ("evaluate.py", "answers.format=csv", "auto, rolecraft, rolebench"),
-    ("evaluate.py", "benchmark.name=rolebench", "roleinstruct, rolebench_zh, belle, jsonl"),
-    ("evaluate.py", "benchmark.kinds=[raw,custom]", "raw, general, specific"),
+    ("evaluate.py", "benchmark.name=rolebench", "roleinstruct, rolebench_zh, belle, jsonl, charactereval"),
+    ("evaluate.py", "benchmark.kinds=[raw,custom]", "raw, general, specific, dialogue"),
     ("chat.py", "source=hf", "run, model, openai"),
 ]
 

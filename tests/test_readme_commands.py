@@ -102,6 +102,13 @@ COMMANDS: dict[str, Cmd] = {
     "python train.py 'ckpt_path=\"multirun/…/0_data=general,emotions=on/checkpoints/last.ckpt\"'":
         Cmd("compose", "a multirun folder's checkpoint, quoted for Hydra; resuming itself is run above",
             use="python train.py 'ckpt_path=\"multirun/x/0_data=general,emotions=on/checkpoints/last.ckpt\"'"),
+    # ---- Multi-turn dialogue (run end to end in tests/test_dialogue.py)
+    "python train.py data.dialogue=on":
+        Cmd("compose", "the same run as tests/test_dialogue.py's end-to-end dialogue test"),
+    "python train.py data=dialogue data.dialogue_loss=all":
+        Cmd("compose", "the same run as tests/test_dialogue.py's dialogue-only test"),
+    "python chat.py run=outputs/DATE/TIME character=罗火旺 replay=scene.jsonl":
+        Cmd("compose", "replay and /as run against the fake endpoint in tests/test_dialogue.py"),
     # ---- Data commands
     "rolecraft data import roleinstruct-v1 ../shared/data/roleinstruct-v1/role --out data/roleinstruct-v1 "
     "[--report defects.json] [--force] [--allow-partial]":
@@ -117,6 +124,12 @@ COMMANDS: dict[str, Cmd] = {
     "[--min-utterances 20] [--force]":
         Cmd("shared", use="rolecraft data import cped ../shared/data/cped/valid_split.csv --out {tmp}/data/cped "
                           "--min-utterances 20"),
+    "rolecraft data import messages chats.jsonl --out data/chats [--format openai|sharegpt|alpaca] [--character NAME] "
+    "[--character-field KEY] [--profile profile.json] [--single-kind specific] [--report defects.json] [--allow-partial]":
+        Cmd("not run", "needs a chats file; tests/test_import_messages.py imports hand-written files in all three "
+                       "formats through this command (and the export below reimported)"),
+    "rolecraft data export messages data/chats --format sharegpt --out chats.sharegpt.jsonl":
+        Cmd("run", use="rolecraft data export messages {demo} --format sharegpt --out {tmp}/chats.sharegpt.jsonl"),
     "rolecraft data agreement GOLD OTHER [THIRD ...] [--json agreement.json] [--labels]":
         Cmd("run", use="rolecraft data agreement {demo} {demo}/script.jsonl {demo} --json {tmp}/agreement.json --labels"),
     # ---- Building data with an LLM
@@ -161,6 +174,10 @@ COMMANDS: dict[str, Cmd] = {
     "python evaluate.py answers=predictions answers.path=preds.jsonl":
         Cmd("run", use="python evaluate.py answers=predictions answers.path={tmp}/ev/tiny/samples.jsonl",
             append=("hydra.run.dir={tmp}/ev/preds",)),
+    "python evaluate.py benchmark=charactereval benchmark.root=data/charactereval answers=run answers.path=RUN_DIR "
+    "judge=pointwise judge.model=gpt-4o":
+        Cmd("compose", "needs CharacterEval's files, a trained run and a judge endpoint; tests/test_charactereval.py "
+                       "runs the benchmark on synthetic files with the tiny model, the fake judge and a tiny reward model"),
     "python evaluate.py benchmark=rolebench_zh benchmark.root=../shared/data/rolebench-zh answers=predictions "
     "answers.path=FILE rouge.tokenizer=jieba rouge.references=max hydra.run.dir=OUT":
         Cmd("shared", use="python evaluate.py benchmark=rolebench_zh benchmark.root=../shared/data/rolebench-zh "
@@ -401,7 +418,7 @@ def _check_results(readme_cmd: str, ctx: dict, r: subprocess.CompletedProcess) -
         assert "runs use model=tiny, data=embedded:demo; paper: ChatGLM3-6B" in md
     elif "answers=predictions" in readme_cmd and "rolebench" not in readme_cmd:
         m = json.loads((tmp / "ev" / "preds" / "metrics.json").read_text(encoding="utf-8"))
-        assert m["answers/matched"] == m["benchmark/items"] and m["answers/unmatched"] == 0
+        assert m["answers/matched"] == m["benchmark/evaluated"] and m["answers/unmatched"] == 0
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,13 @@ Multi-turn chat in the terminal with a trained adapter (``source=run``), a base 
 prompt as training: the profile, and exemplars retrieved for every turn when the run trained with
 retrieval. Tokens are printed as they are generated. The conversation is kept within
 ``history_budget`` characters (oldest turns dropped first). Commands: ``/reset``, ``/save FILE``,
-``/character NAME``, ``/help``, ``/quit`` (or end of input).
+``/character NAME``, ``/as NAME`` (the following lines are said by NAME, rendered "NAME：text" as in
+training's multi-party dialogue; ``/as`` alone: by the user again), ``/help``, ``/quit`` (or end of input).
+
+``replay=FILE`` starts from a recorded conversation: a JSON list of messages, a JSON object with
+``messages`` (what ``/save`` writes), or JSONL with one message per line; a message is
+``{"role": "system"|"user"|"assistant", "content", "name"?}`` as in dialogue samples (a leading
+system turn is the scene). A bad row stops the chat with one line naming file:line.
 """
 
 from __future__ import annotations
@@ -21,7 +27,50 @@ from rolecraft.paths import config_dir
 
 _schema.register("chat_schema")  # only ours: see config.register
 
-HELP = "commands: /reset (forget the conversation), /save FILE, /character NAME, /help, /quit"
+HELP = ("commands: /reset (forget the conversation), /save FILE, /character NAME, /as NAME (speak as NAME; "
+        "/as alone: as yourself), /help, /quit")
+
+
+def read_replay(path: str) -> list[dict]:
+    """The messages of a replay file (JSON list, JSON {"messages": [...]}, or JSONL), each checked as a
+    dialogue turn; the first bad one raises DataError naming file:line."""
+    import json
+
+    from rolecraft.data.schema import parse_messages
+    from rolecraft.errors import DataError
+    from rolecraft.fileio import read_jsonl
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DataError(f"replay={path}: no such file; give a JSON or JSONL file of messages (e.g. one /save wrote)")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        whole = None
+    if isinstance(whole, dict) and "messages" in whole:
+        whole = whole["messages"]
+    if isinstance(whole, list):  # one JSON document: line numbers of each message
+        rows = [(None, m) for m in whole]
+    elif whole is not None and not isinstance(whole, dict):
+        raise DataError(f"{p}: a replay file holds a list of messages, an object with 'messages', or one message "
+                        "per line (JSONL)")
+    else:
+        rows = list(read_jsonl(p))
+    out = []
+    for n, (line, row) in enumerate(rows):
+        where = f"{p}:{line}" if line is not None else f"{p}: message {n + 1}"
+        try:
+            (turn,) = parse_messages({"messages": [row]}, where)
+        except DataError as e:  # the row is the file's own message, not a sample's messages[0]
+            raise DataError(str(e).replace(f"{where}: messages[0]", where)) from None
+        if turn["role"] == "system" and out:
+            raise DataError(f"{where}: a system turn (the scene) may only come first")
+        out.append(turn)
+    return out
 
 
 class Session:
@@ -32,6 +81,7 @@ class Session:
         from rolecraft.errors import ConfigError
 
         self.cfg = cfg
+        replayed = read_replay(cfg.replay) if cfg.replay else []  # a bad file is named before a model loads
         cache = cfg.paths.cache_dir
         spec = PromptSpec.from_config(cfg.prompt)
         data_root = cfg.data.root
@@ -62,6 +112,11 @@ class Session:
         self.prompts = prompt_builder(self.ds, spec, cache)
         self.character = self._check(cfg.character or next(iter(self.ds.characters)))
         self.history: list[dict] = []
+        self.scene: str | None = None  # a replayed conversation's system turn
+        self.speaker: str | None = None  # /as NAME: who says the next lines (None: the user)
+        if replayed and replayed[0]["role"] == "system":
+            self.scene = replayed.pop(0)["content"]
+        self.history = replayed
 
     def _check(self, name: str) -> str:
         from rolecraft.errors import ConfigError
@@ -71,20 +126,26 @@ class Session:
         return name
 
     def _kept_history(self) -> list[dict]:
-        """The most recent turns that fit the budget, whole user/assistant pairs only."""
+        """The most recent turns that fit the budget, starting with a user turn (for an alternating chat:
+        whole user/assistant pairs; a replayed one may have several turns of a side in a row)."""
         kept, used = [], 0
-        for i in range(len(self.history) - 2, -1, -2):
-            pair = self.history[i:i + 2]
-            size = sum(len(m["content"]) for m in pair)
-            if used + size > self.cfg.history_budget:
+        for m in reversed(self.history):
+            if used + len(m["content"]) > self.cfg.history_budget:
                 break
-            kept = pair + kept
-            used += size
+            kept.insert(0, m)
+            used += len(m["content"])
+        while kept and kept[0]["role"] != "user":
+            kept.pop(0)
         return kept
 
     def messages(self, user: str) -> list[dict]:
-        return [{"role": "system", "content": self.prompts.system(self.character, user)}, *self._kept_history(),
-                {"role": "user", "content": user}]
+        """The chat as training renders a dialogue sample: the character prompt (+ the replayed scene),
+        the kept history with named turns as "name：text", the new line (by ``/as``'s speaker)."""
+        from rolecraft.data.schema import Sample
+
+        history = ([{"role": "system", "content": self.scene}] if self.scene else []) + self._kept_history()
+        return self.prompts.messages(Sample("chat", "dialogue", self.character, user, [""], "test",
+                                            messages=history, speaker=self.speaker))
 
     def reply(self, user: str, out) -> str:
         msgs = self.messages(user)
@@ -94,15 +155,17 @@ class Session:
             out.write(piece)
             out.flush()
         text = "".join(pieces).strip()
-        self.history += [{"role": "user", "content": user}, {"role": "assistant", "content": text}]
+        said = {"role": "user", "content": user, **({"name": self.speaker} if self.speaker else {})}
+        self.history += [said, {"role": "assistant", "content": text}]
         return text
 
     def save(self, path: str) -> Path:
         from rolecraft.fileio import write_json
 
         p = Path(path).expanduser()
+        scene = [{"role": "system", "content": self.scene}] if self.scene else []
         write_json(p, {"character": self.character, "source": self.cfg.source, "run": self.cfg.run,
-                       "messages": self.history})
+                       "messages": scene + self.history})
         return p
 
     def loop(self, inp, out) -> None:
@@ -110,6 +173,9 @@ class Session:
 
         interactive = inp.isatty()
         out.write(f"[{self.character}] {HELP}\n")
+        if self.history or self.scene:
+            out.write(f"[replayed {len(self.history)} turn(s){' and the scene' if self.scene else ''} "
+                      f"from {self.cfg.replay}]\n")
         while True:
             if interactive:
                 out.write("你> ")
@@ -126,7 +192,7 @@ class Session:
                 if cmd in ("/quit", "/exit"):
                     break
                 if cmd == "/reset":
-                    self.history = []
+                    self.history, self.scene = [], None
                     out.write("[conversation reset]\n")
                 elif cmd == "/save":
                     if not arg:
@@ -139,10 +205,13 @@ class Session:
                 elif cmd == "/character":
                     try:
                         self.character = self._check(arg)
-                        self.history = []
+                        self.history, self.scene = [], None
                         out.write(f"[now playing {self.character}; conversation reset]\n")
                     except RolecraftError as e:
                         out.write(f"[{' '.join(str(e).split())}]\n")
+                elif cmd == "/as":
+                    self.speaker = arg or None
+                    out.write(f"[now speaking as {arg}]\n" if arg else "[now speaking as yourself]\n")
                 elif cmd == "/help":
                     out.write(HELP + "\n")
                 else:

@@ -3,6 +3,9 @@
     rolecraft [-q|-v] COMMAND ...   (-q: warnings and errors only, no progress bars; -v: more detail)
     rolecraft data import roleinstruct-v1 SRC --out DIR [--report FILE] [--force] [--allow-partial]
     rolecraft data import cped CSV --out DIR [--report FILE] [--mapping MAP.json] [--min-utterances N] [--force]
+    rolecraft data import messages FILE|DIR|HUB_ID --out DIR [--format openai|sharegpt|alpaca] [--character NAME]
+                          [--character-field KEY] [--profile FILE] [--single-kind specific] [--allow-partial]
+    rolecraft data export messages DIR --format openai|sharegpt|alpaca --out FILE [--force]
     rolecraft data agreement A B [C ...] [--json OUT] [--labels]
     rolecraft data validate DIR
     rolecraft data stats DIR [--json]
@@ -55,8 +58,17 @@ def _default_cache() -> str:
 def _cmd_data_import(args: argparse.Namespace) -> int:
     from rolecraft.data.importers import import_command
 
+    options = {"fmt": args.messages_format, "character": args.character, "character_field": args.character_field,
+               "profile": args.profile, "single_kind": args.single_kind, "hub_timeout": args.hub_timeout}
     return import_command(args.format, args.src, args.out, report=args.report, mapping=args.mapping,
-                          min_utterances=args.min_utterances, force=args.force, allow_partial=args.allow_partial)
+                          min_utterances=args.min_utterances, force=args.force, allow_partial=args.allow_partial,
+                          messages_options=options)
+
+
+def _cmd_data_export(args: argparse.Namespace) -> int:
+    from rolecraft.data.importers.messages import export_command
+
+    return export_command(args.dir, args.messages_format, args.out, force=args.force)
 
 
 def _cmd_data_agreement(args: argparse.Namespace) -> int:
@@ -162,20 +174,41 @@ def build_parser() -> argparse.ArgumentParser:
     data_cmds.required = True
 
     imp = data_cmds.add_parser("import", help="convert a published dataset layout into the canonical format")
-    imp.add_argument("format", choices=["roleinstruct-v1", "cped"], help="source layout")
+    imp.add_argument("format", choices=["roleinstruct-v1", "cped", "messages"], help="source layout")
     imp.add_argument("src", help="the source: for roleinstruct-v1 the dataset/role folder with one folder per "
-                                 "character; for cped one split CSV (e.g. valid_split.csv)")
+                                 "character; for cped one split CSV (e.g. valid_split.csv); for messages a "
+                                 ".json/.jsonl file, a folder of them or a Hub dataset id")
     imp.add_argument("--out", required=True, help="the canonical dataset directory to write (atomically)")
     imp.add_argument("--report", help="also write the defects to FILE (JSON with stats if it ends in .json, else text)")
     imp.add_argument("--mapping", metavar="MAP.json",
                      help="cped: JSON object overriding the emotion mapping, {cped_class: label or null}")
     imp.add_argument("--min-utterances", type=int, metavar="N",
                      help="cped: utterances a named speaker needs to become a character (default 20)")
+    imp.add_argument("--format", dest="messages_format", choices=["openai", "sharegpt", "alpaca"],
+                     help="messages: the row format (default: recognised per file from its first row)")
+    imp.add_argument("--character", help="messages: the character every conversation plays")
+    imp.add_argument("--character-field", metavar="KEY",
+                     help="messages: the row field naming the character (default 'character'; else the answer's name)")
+    imp.add_argument("--profile", metavar="FILE", help="messages: JSON profile {field: text} or {name: {field: text}} "
+                                                       "(default: the conversation's system turn)")
+    imp.add_argument("--single-kind", choices=["specific", "general", "raw"],
+                     help="messages: the kind of a one-question conversation (default specific)")
+    imp.add_argument("--hub-timeout", type=float, metavar="S",
+                     help="messages: seconds to wait for the Hugging Face Hub (default 60)")
     imp.add_argument("--force", action="store_true", help="replace an existing --out directory that RoleCraft wrote earlier (never other files)")
     imp.add_argument("--allow-partial", action="store_true",
-                     help="roleinstruct-v1: exit 0 even when a character folder is skipped or lacks a part "
-                          "(a warning instead of an error)")
+                     help="roleinstruct-v1: exit 0 even when a character folder is skipped or lacks a part; "
+                          "messages: even when rows were skipped (a warning instead of an error)")
     imp.set_defaults(func=_cmd_data_import)
+
+    exp = data_cmds.add_parser("export", help="write a dataset's samples in a shared chat format")
+    exp.add_argument("format", choices=["messages"], help="output family")
+    exp.add_argument("dir", help="dataset directory or 'embedded:demo'")
+    exp.add_argument("--format", dest="messages_format", choices=["openai", "sharegpt", "alpaca"], default="openai",
+                     help="the row format (default openai)")
+    exp.add_argument("--out", required=True, help="the JSON-lines file to write (atomically)")
+    exp.add_argument("--force", action="store_true", help="replace an existing --out file")
+    exp.set_defaults(func=_cmd_data_export)
 
     ag = data_cmds.add_parser("agreement", help="agreement of emotion annotations (accuracy, kappa, confusion, P/R/F1)")
     ag.add_argument("a", metavar="A", help="the reference annotations (e.g. human gold): a dataset directory, "

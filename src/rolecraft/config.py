@@ -34,6 +34,12 @@ class Mix(Choice):
     general = "general"
     specific = "specific"
     hybrid = "hybrid"
+    dialogue = "dialogue"  # multi-turn dialogue samples only (samples.jsonl's and the script's windows)
+
+
+class DialogueLoss(Choice):
+    all = "all"  # every assistant turn of a dialogue sample is trained
+    last = "last"  # only its final answer (the turn it is scored on)
 
 
 class RetrievalBackend(Choice):
@@ -108,12 +114,14 @@ class Benchmark(Choice):
     rolebench_zh = "rolebench_zh"
     belle = "belle"
     jsonl = "jsonl"
+    charactereval = "charactereval"
 
 
 class Kind(Choice):
     raw = "raw"
     general = "general"
     specific = "specific"
+    dialogue = "dialogue"
 
 
 class AnswersSource(Choice):
@@ -149,7 +157,7 @@ class ChatSource(Choice):
 
 @dataclass
 class DataConfig:
-    # which instruction samples train: general | specific | hybrid (the paper's Table 6 ablation)
+    # which instruction samples train: general | specific | hybrid (the paper's Table 6 ablation) | dialogue (issue 17)
     mix: Mix = Mix.hybrid
     # a canonical RoleInstruct directory, or "embedded:demo" (the demo data shipped in the package)
     root: str = "embedded:demo"
@@ -172,6 +180,24 @@ class DataConfig:
     # tokens per packed row; null = max_source_length + max_target_length
     pack_length: Optional[int] = None
     num_workers: int = 0
+    # multi-turn dialogue (issue 17): windows of the script's scenes join the data as kind "dialogue"
+    # (always with mix=dialogue); command line data.dialogue=on|off
+    dialogue: bool = False
+    # share of dialogue samples in the training mix; null = every one available beside the mix's samples
+    dialogue_ratio: Optional[float] = None
+    # which assistant turns of a dialogue sample carry the loss: all | last. Default last: script windows
+    # (stride 1) already make every character line the last answer of one window, so "all" would train
+    # each line several times over; last also trains exactly the turn evaluation scores
+    dialogue_loss: DialogueLoss = DialogueLoss.last
+    # script windows: turns per window (answer included), character turns between windows' answers
+    dialogue_window: int = 8
+    dialogue_stride: int = 1
+    # share of scenes in val / test (split by scene: a scene never feeds two splits)
+    dialogue_val: float = 0.1
+    dialogue_test: float = 0.2
+    # encode (prompts + chat template + loss mask) once per inputs, cached under paths.cache_dir/encoded
+    # (data/encoding.py); false: encode in memory every run
+    encoding_cache: bool = True
 
 
 @dataclass
@@ -409,10 +435,11 @@ class TrainConfig:
 
 @dataclass
 class BenchmarkConfig:
-    # roleinstruct | rolebench_zh | belle | jsonl
+    # roleinstruct | rolebench_zh | belle | jsonl | charactereval
     name: Benchmark = Benchmark.roleinstruct
     # roleinstruct: a canonical dataset dir or embedded:demo; rolebench_zh: the dir holding general/ and
-    # role_specific/; belle: eval_set.json (or its dir); jsonl: a JSONL file of canonical samples
+    # role_specific/; belle: eval_set.json (or its dir); jsonl: a JSONL file of canonical samples;
+    # charactereval: the dir holding test_data.jsonl, character_profiles.json and id2metric.jsonl
     root: Optional[str] = "embedded:demo"
     # roleinstruct/jsonl: which split is scored (jsonl rows without "split" always count)
     split: str = "test"
@@ -420,6 +447,11 @@ class BenchmarkConfig:
     max_samples: Optional[int] = None
     # kinds to keep (empty = every kind the benchmark has)
     kinds: List[Kind] = field(default_factory=list)
+    # charactereval: a reward model directory (AutoModelForSequenceClassification, one output, e.g. CharacterRM)
+    # that scores each answer on the item's dimensions; null = none
+    reward_model: Optional[str] = None
+    # charactereval: reward-model inputs longer than this many tokens keep their end (and are counted)
+    reward_max_length: int = 4096
 
 
 @dataclass
@@ -649,6 +681,9 @@ class ChatConfig:
     prompt: PromptConfig = field(default_factory=PromptConfig)
     # characters of conversation kept (oldest turns are dropped first); the system prompt is extra
     history_budget: int = 2000
+    # start from a recorded conversation: JSON list / {"messages": [...]} (what /save writes) / JSONL of
+    # {"role", "content", "name"?} messages; a leading system turn is the scene
+    replay: Optional[str] = None
     generation: ChatGenerationConfig = field(default_factory=ChatGenerationConfig)
     # source=model (and the base of source=run is the run's own)
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -220,6 +220,11 @@ def check_train(cfg) -> None:
     _positive_int("data.max_train_samples", d.max_train_samples, optional=True)
     _positive_int("data.max_eval_samples", d.max_eval_samples, optional=True)
     _positive_int("data.pack_length", d.pack_length, optional=True)
+    _number("data.dialogue_ratio", d.dialogue_ratio, low=0, high=1, low_open=True, high_open=True, optional=True,
+            fix="the share of dialogue samples in the training mix, or null for all")
+    from rolecraft.data.dialogue import options_from_config
+
+    options_from_config(d).check()  # window, stride, scene shares: one rule for the CLI and the library
     _count("data.num_workers", d.num_workers)
     check_prompt("prompt", cfg.prompt)
     check_model("model", cfg.model)
@@ -298,6 +303,7 @@ def check_evaluate(cfg) -> None:
     check_secrets(cfg)
     b = cfg.benchmark
     _positive_int("benchmark.max_samples", b.max_samples, optional=True, fix="items per kind; null = all")
+    _positive_int("benchmark.reward_max_length", b.reward_max_length)
     a = cfg.answers
     _positive_int("answers.batch_size", a.batch_size)
     _positive_int("answers.max_source_length", a.max_source_length)

@@ -14,7 +14,8 @@ from rolecraft.errors import ConfigError
 
 # extra -> the import names it provides (the distribution names are in pyproject.toml)
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "train": ("torch", "lightning", "transformers", "peft", "tokenizers", "huggingface_hub"),
+    "train": ("torch", "lightning", "transformers", "peft", "tokenizers", "huggingface_hub", "datasets"),
+    "data": ("datasets",),
     "embed": ("sentence_transformers",),
     "wandb": ("wandb",),
     "report": ("matplotlib",),

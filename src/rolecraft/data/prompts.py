@@ -28,6 +28,8 @@ TEMPLATES = {
         "exemplars_emotions": "【台词示例（括号内为当时的情绪）】",
         "retrieved": "【与问题相关的台词和设定】",
         "retrieved_emotions": "【与问题相关的台词和设定（括号内为当时的情绪）】",
+        # a dialogue sample's own system turn (the scene), appended to the character prompt
+        "scene": "【当前场景】",
     },
 }
 
@@ -65,6 +67,24 @@ def role_messages(character: str | None, question: str, profile_text: str | None
     return msgs
 
 
+def character_names(c: Character) -> set[str]:
+    """The names a character's lines may carry: sources sometimes spell the speaker differently from
+    the character (its profile's 名字/name)."""
+    return {c.name, c.profile.get("名字", c.name), c.profile.get("name", c.name)}
+
+
+def emotion_prefix(emotion: str | None, emotions: bool) -> str:
+    """"（label）" for an annotated line when emotions are on, else ""; one rule for exemplars,
+    retrieved lines and dialogue history."""
+    return f"（{EMOTION_ZH[emotion]}）" if emotions and emotion else ""
+
+
+def named(content: str, name: str | None) -> str:
+    """A turn spoken by a named speaker as "name：content" (full-width colon, as in Chinese scripts and
+    CharacterEval): chat templates drop a message's ``name``, so the name goes into the text."""
+    return f"{name}：{content}" if name else content
+
+
 def pick_exemplars(lines: list[Utterance], names: set[str], n: int) -> list[Utterance]:
     """``n`` lines spoken by the character (under any of ``names``), evenly spread over its script."""
     own = [u for u in lines if u.speaker in names]
@@ -77,9 +97,7 @@ def pick_exemplars(lines: list[Utterance], names: set[str], n: int) -> list[Utte
 
 
 def format_exemplar(u: Utterance, emotions: bool) -> str:
-    if emotions and u.emotion:
-        return f"（{EMOTION_ZH[u.emotion]}）{u.text}"
-    return u.text
+    return emotion_prefix(u.emotion, emotions) + u.text
 
 
 def system_prompt(character: Character, exemplars: list[Utterance], emotions: bool,
@@ -92,8 +110,7 @@ def system_prompt(character: Character, exemplars: list[Utterance], emotions: bo
     if retrieved:
         parts.append(t["retrieved_emotions"] if emotions else t["retrieved"])
         for p in retrieved:  # emotions=off strips the labels of retrieved lines too
-            label = f"（{EMOTION_ZH[p.emotion]}）" if emotions and p.kind == "line" and p.emotion else ""
-            parts.append(label + p.text)
+            parts.append(emotion_prefix(p.emotion if p.kind == "line" else None, emotions) + p.text)
     return "\n".join(parts)
 
 
@@ -124,17 +141,22 @@ class PromptBuilder:
                                  self.retriever.search(character, query), self.template_name)
         if character not in self._system:
             c = self.ds.characters[character]
-            # sources sometimes spell the speaker differently from the character (profile name)
-            names = {character, c.profile.get("名字", character), c.profile.get("name", character)}
-            ex = pick_exemplars(self.ds.script_of(character), names, self.num_exemplars)
+            ex = pick_exemplars(self.ds.script_of(character), character_names(c), self.num_exemplars)
             self._system[character] = system_prompt(c, ex, self.emotions, template_name=self.template_name)
         return self._system[character]
 
     def messages(self, sample: Sample, answer: str | None = None) -> list[dict]:
-        msgs = [
-            {"role": "system", "content": self.system(sample.character, sample.instruction)},
-            {"role": "user", "content": sample.instruction},
-        ]
+        """The chat for ``sample`` (+ ``answer``): our system prompt, a dialogue sample's history, the
+        instruction. A dialogue's own system turn (its scene) joins our system prompt; named user turns
+        render as "name：content"; the returned messages carry role and content only."""
+        system = self.system(sample.character, sample.instruction)
+        history = list(sample.messages or [])
+        if history and history[0]["role"] == "system":
+            system += "\n" + template(self.template_name)["scene"] + "\n" + history.pop(0)["content"]
+        msgs = [{"role": "system", "content": system}]
+        msgs += [{"role": m["role"], "content": named(m["content"], m.get("name") if m["role"] == "user" else None)}
+                 for m in history]
+        msgs.append({"role": "user", "content": named(sample.instruction, sample.speaker)})
         if answer is not None:
             msgs.append({"role": "assistant", "content": answer})
         return msgs

@@ -6,12 +6,16 @@ Definitions (all lengths in characters, i.e. Python ``len`` of the text):
 * ``avg_profile_length``: length of the profile rendered as one text,
   ``"；".join(f"{key}：{value}")`` (:func:`profile_text`), averaged over characters;
   this is the profile's original ``key：value`` line up to separators.
-* ``instructions`` = ``specific_instructions + general_instructions + raw_instructions``,
+* ``instructions`` = ``specific_instructions + general_instructions + raw_instructions +
+  dialogue_instructions``,
   one per sample; ``general_instructions`` counts (character, instruction) pairs, so a
   general instruction answered by 14 characters counts 14 times (the paper's 1,479 × 20);
   ``unique_general_instructions`` counts distinct texts.
 * ``responses``: references summed over all samples (``specific_responses``,
-  ``general_responses``, ``raw_responses`` per kind).
+  ``general_responses``, ``raw_responses``, ``dialogue_responses`` per kind).
+* ``dialogue_history_turns``: turns of the dialogue samples' histories (samples.jsonl only: the
+  script windows of ``data.dialogue=on`` are built per run and counted by ``dialogues`` /
+  ``utterances``).
 * ``avg_instruction_length``: over samples; ``avg_response_length``: over references.
 * ``dialogues``: distinct (character, dialogue) pairs of the script.
 * ``emotions``: label -> number of script utterances, all ten labels (0 if absent) plus
@@ -56,7 +60,7 @@ def dataset_stats(ds: RoleInstruct) -> dict:
     labeled = sum(emotions.values())
     per_character = {}
     for name in ds.characters:
-        per_character[name] = {"utterances": 0, "specific": 0, "general": 0, "raw": 0}
+        per_character[name] = {"utterances": 0, **{k: 0 for k in KINDS}}
     for u in ds.script:
         per_character[u.character]["utterances"] += 1
     for s in ds.samples:
@@ -69,12 +73,16 @@ def dataset_stats(ds: RoleInstruct) -> dict:
         "specific_instructions": kinds["specific"],
         "general_instructions": kinds["general"],
         "raw_instructions": kinds["raw"],
+        "dialogue_instructions": kinds["dialogue"],
+        # turns of the dialogue samples' histories (the instruction and answer not counted)
+        "dialogue_history_turns": sum(len(s.messages or []) for s in ds.samples if s.kind == "dialogue"),
         "instructions": len(ds.samples),
         "unique_general_instructions": len({s.instruction for s in ds.samples if s.kind == "general"}),
         "responses": n_refs,
         "specific_responses": responses["specific"],
         "general_responses": responses["general"],
         "raw_responses": responses["raw"],
+        "dialogue_responses": responses["dialogue"],
         "avg_instruction_length": _mean(sum(len(s.instruction) for s in ds.samples), len(ds.samples)),
         "avg_response_length": _mean(sum(len(r) for s in ds.samples for r in s.references), n_refs),
         "splits": {sp: splits[sp] for sp in SPLITS},
@@ -94,10 +102,13 @@ _ROWS = (
     ("General instructions", "general_instructions"),
     ("  distinct general instructions", "unique_general_instructions"),
     ("Raw instructions", "raw_instructions"),
+    ("Dialogue instructions", "dialogue_instructions"),
+    ("  history turns", "dialogue_history_turns"),
     ("Instructions (all)", "instructions"),
     ("Specific responses", "specific_responses"),
     ("General responses", "general_responses"),
     ("Raw responses", "raw_responses"),
+    ("Dialogue responses", "dialogue_responses"),
     ("Responses (all)", "responses"),
     ("Avg. instruction length (chars)", "avg_instruction_length"),
     ("Avg. response length (chars)", "avg_response_length"),
@@ -151,7 +162,8 @@ def validate_command(root: str) -> int:
     kinds = Counter(s.kind for s in ds.samples)
     labeled = sum(1 for u in ds.script if u.emotion is not None)
     print(f"OK: {len(ds.characters)} characters, {len(ds.script)} utterances ({labeled} with emotion), "
-          f"{len(ds.samples)} samples (specific {kinds['specific']}, general {kinds['general']}, raw {kinds['raw']}), "
+          f"{len(ds.samples)} samples (specific {kinds['specific']}, general {kinds['general']}, raw {kinds['raw']}, "
+          f"dialogue {kinds['dialogue']}), "
           f"{sum(len(s.references) for s in ds.samples)} references")
     return 0
 

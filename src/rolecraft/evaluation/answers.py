@@ -78,23 +78,38 @@ def join_predictions(rows: list[tuple[str, dict]], bench: Benchmark, source: str
 
     Items without a prediction are an error unless ``allow_missing``; they then get "" (scored as
     empty answers) when ``fill_missing``, or stay absent (the judge skips them). Predictions that
-    join no item are counted and reported; none joining, or fewer than ``min_matched`` of them (a
-    share), is an error.
+    join no item of the whole benchmark are counted and reported; none joining, or fewer than
+    ``min_matched`` of them (a share), is an error. A prediction for an item that
+    ``benchmark.max_samples`` / ``benchmark.kinds`` left out joins the benchmark, just not this run:
+    it is counted apart (``answers/outside_limit``), neither matched nor unmatched.
     """
-    by_key = {it.key: it for it in bench.items}
-    by_pair: dict[tuple, list[EvalItem]] = {}
-    for it in bench.items:
-        by_pair.setdefault(((it.character or ""), it.question.strip()), []).append(it)
+    def index(items: list[EvalItem]):
+        by_pair: dict[tuple, list[EvalItem]] = {}
+        for it in items:
+            by_pair.setdefault(((it.character or ""), it.question.strip()), []).append(it)
+        return {it.key: it for it in items}, by_pair
+
+    def hits_in(r: dict, by_key: dict, by_pair: dict) -> list[EvalItem]:
+        key = r.get("key")
+        if key is not None and str(key) in by_key:  # ids may be numbers in the file (CharacterEval's are)
+            return [by_key[str(key)]]
+        if isinstance(r.get("question"), str):
+            return by_pair.get((r.get("character") or "", r["question"].strip()), [])
+        return []
+
+    here = index(bench.items)
+    whole = index(bench.all_items) if bench.all_items is not None and len(bench.all_items) > len(bench.items) \
+        else None
     preds: dict[str, str] = {}
     unmatched: list[str] = []
+    outside = 0
     for where, r in rows:
-        hits: list[EvalItem] = []
-        if r.get("key") is not None and r["key"] in by_key:
-            hits = [by_key[r["key"]]]
-        elif isinstance(r.get("question"), str):
-            hits = by_pair.get((r.get("character") or "", r["question"].strip()), [])
+        hits = hits_in(r, *here)
         if not hits:
-            unmatched.append(where)
+            if whole is not None and hits_in(r, *whole):
+                outside += 1
+            else:
+                unmatched.append(where)
         for it in hits:
             preds.setdefault(it.key, r["prediction"])  # first answer wins on duplicates
     missing = [it for it in bench.items if it.key not in preds]
@@ -103,15 +118,18 @@ def join_predictions(rows: list[tuple[str, dict]], bench: Benchmark, source: str
         raise DataError(f"{source}: none of its {len(rows)} predictions joins the {len(bench.items)} items of "
                         f"benchmark={bench.name} (joined on key, else on (character, question)); first rows at "
                         f"{', '.join(unmatched[:3])}; benchmark items look like {shown}")
-    matched = len(rows) - len(unmatched)
+    matched = len(rows) - len(unmatched) - outside
     if unmatched:
         log.warning("%s: %d of %d predictions joined benchmark=%s items; %d joined none (first at %s)",
-                    source, matched, len(rows), bench.name, len(unmatched), ", ".join(unmatched[:3]))
-    if matched < min_matched * len(rows):
-        raise DataError(f"{source}: only {matched} of {len(rows)} predictions ({matched / len(rows):.1%}) join the "
-                        f"{len(bench.items)} items of benchmark={bench.name}, {len(unmatched)} join none (first at "
-                        f"{', '.join(unmatched[:3])}); check that the file answers this benchmark and split, or "
-                        f"lower answers.min_matched (now {min_matched})")
+                    source, matched + outside, len(rows), bench.name, len(unmatched), ", ".join(unmatched[:3]))
+    # the share is of the predictions that join the whole benchmark or nothing: a file of answers to the
+    # whole benchmark passes a limited run as it passes a full one
+    if matched + outside < min_matched * len(rows):
+        raise DataError(f"{source}: only {matched + outside} of {len(rows)} predictions "
+                        f"({(matched + outside) / len(rows):.1%}) join the {bench.total} items of "
+                        f"benchmark={bench.name}, {len(unmatched)} join none (first at {', '.join(unmatched[:3])}); "
+                        f"check that the file answers this benchmark and split, or lower answers.min_matched "
+                        f"(now {min_matched})")
     if missing and not allow_missing:
         shown = "; ".join(f"({it.character}, {it.question[:30]!r})" for it in missing[:3])
         raise DataError(f"{source}: {len(missing)} of {len(bench.items)} benchmark items have no prediction, e.g. "
@@ -123,7 +141,8 @@ def join_predictions(rows: list[tuple[str, dict]], bench: Benchmark, source: str
     if missing and allow_missing:
         log.warning("%s: %d of %d benchmark items have no prediction (scored as empty answers: "
                     "answers.allow_missing=true)", source, len(missing), len(bench.items))
-    return preds, {"answers/matched": matched, "answers/missing": len(missing), "answers/unmatched": len(unmatched)}
+    return preds, {"answers/matched": matched, "answers/missing": len(missing), "answers/unmatched": len(unmatched),
+                   "answers/outside_limit": outside}
 
 
 def prediction_file(path_arg: str, what: str) -> Path:

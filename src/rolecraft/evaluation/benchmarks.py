@@ -23,6 +23,14 @@ class EvalItem:
     question: str
     references: list[str]
     category: str | None = None  # e.g. BELLE's task class
+    # the conversation before the answer. Items of a RoleInstruct dataset (dialogue samples) hold the
+    # turns before ``question`` (Sample.messages; ``speaker`` says who asks it). Benchmarks whose
+    # ``question`` is the whole scene as text (CharacterEval; meta["whole_scene"]) hold every turn
+    # up to the answer. Either way chat templates drop a turn's ``name``: it is written as ``name：``.
+    messages: list[dict] | None = None
+    speaker: str | None = None
+    # benchmark-specific facts scorers need (CharacterEval: the dimensions the item is scored on)
+    meta: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -36,21 +44,59 @@ class Benchmark:
     skipped: dict[str, int] = field(default_factory=dict)
     # the files the items were read from (their hashes go into the run's provenance.json)
     files: list[Path] = field(default_factory=list)
+    # every item before benchmark.max_samples / benchmark.kinds cut the list (predictions for a cut
+    # item are not "unmatched"); None = ``items`` is the whole benchmark
+    all_items: list[EvalItem] | None = None
+
+    @property
+    def total(self) -> int:
+        """The benchmark's item count before any limit."""
+        return len(self.all_items if self.all_items is not None else self.items)
 
 
 def chats(bench: Benchmark, prompts=None, template_name: str = "v1") -> list[list[dict]]:
     """The chat each item is answered from: the training prompt (``prompts``, a PromptBuilder over
-    the benchmark's dataset) where the item's character is in it, else the opening line + profile."""
+    the benchmark's dataset) where the item's character is in it, else the opening line + profile.
+    A multi-turn item keeps that system turn and is answered after its own ``messages``."""
     from rolecraft.data.prompts import role_messages
     from rolecraft.data.schema import Sample
 
     out = []
     for it in bench.items:
-        if prompts is not None and it.character in prompts.ds.characters:
-            out.append(prompts.messages(Sample(it.key, it.kind, it.character, it.question, it.references, "test")))
+        known = prompts is not None and it.character in prompts.ds.characters
+        if it.messages is not None and it.meta.get("whole_scene"):
+            if known:
+                system = [{"role": "system", "content": prompts.system(it.character, it.question)}]
+            else:
+                system = role_messages(it.character, it.question, bench.profiles.get(it.character or ""),
+                                       template_name)[:-1]
+            out.append(_with_history(system, it.messages))
+        elif known:
+            out.append(prompts.messages(Sample(it.key, it.kind, it.character, it.question, it.references, "test",
+                                               messages=it.messages, speaker=it.speaker)))
+        elif it.messages is not None:  # a dialogue item whose character the prompt data does not know
+            system = role_messages(it.character, it.question, bench.profiles.get(it.character or ""),
+                                   template_name)[:-1]
+            final = {"role": "user", "content": it.question, **({"name": it.speaker} if it.speaker else {})}
+            out.append(_with_history(system, [*it.messages, final]))
         else:
             out.append(role_messages(it.character, it.question, bench.profiles.get(it.character or ""), template_name))
     return out
+
+
+def _with_history(system: list[dict], history: list[dict]) -> list[dict]:
+    """Our system turn, then the item's turns: a leading system turn of the item's own is appended to
+    ours, and a turn's speaker ``name`` (which chat templates drop) is written into its content as
+    ``name：content``."""
+    turns = [dict(m) for m in history]
+    if turns and turns[0]["role"] == "system":
+        extra = turns.pop(0)["content"]
+        system = [{"role": "system", "content": (system[0]["content"] + "\n" if system else "") + extra}]
+    for t in turns:
+        name = t.pop("name", None)
+        if name and not t["content"].startswith(f"{name}："):
+            t["content"] = f"{name}：{t['content']}"
+    return system + turns
 
 
 def item_key(kind: str, character: str | None, question: str) -> str:
@@ -60,7 +106,7 @@ def item_key(kind: str, character: str | None, question: str) -> str:
 def _limit(items: list[EvalItem], kinds: list[str], max_per_kind: int | None) -> list[EvalItem]:
     for k in kinds:
         if k not in KINDS:
-            raise ConfigError(f"benchmark.kinds: {k!r} is not a kind; use raw, general or specific")
+            raise ConfigError(f"benchmark.kinds: {k!r} is not a kind; use {', '.join(KINDS)}")
     out, seen = [], {}
     for it in items:
         if kinds and it.kind not in kinds:
@@ -82,12 +128,12 @@ def _need_root(cfg, what: str) -> Path:
 
 def from_dataset(ds, split: str = "test", max_per_kind: int | None = None) -> Benchmark:
     """A split of a loaded RoleInstruct dataset as a benchmark (what train.py evaluates on), kinds in
-    the order RAW, CUS, SPE, each in file order."""
+    the order RAW, CUS, SPE, DLG, each in file order."""
     from rolecraft.data.mixing import evaluation_samples
     from rolecraft.data.prompts import render_profile
 
-    items = [EvalItem(s.id, s.kind, s.character, s.instruction, list(s.references))
-             for s in evaluation_samples(ds, split, max_per_kind)]
+    items = [EvalItem(s.id, s.kind, s.character, s.instruction, list(s.references), messages=s.messages,
+                      speaker=s.speaker) for s in evaluation_samples(ds, split, max_per_kind)]
     from rolecraft.data.schema import FILES
 
     profiles = {n: render_profile(c.profile) for n, c in ds.characters.items()}
@@ -168,20 +214,29 @@ def load_jsonl(cfg) -> Benchmark:
         if s.id in seen:
             raise DataError(f"{where}: duplicate id {s.id!r} (first at line {seen[s.id]})")
         seen[s.id] = line
-        items.append(EvalItem(s.id, s.kind, s.character, s.instruction, list(s.references)))
+        items.append(EvalItem(s.id, s.kind, s.character, s.instruction, list(s.references), messages=s.messages,
+                              speaker=s.speaker))
     return Benchmark("jsonl", items, files=[p])
+
+
+def load_charactereval(cfg) -> Benchmark:
+    """CharacterEval's three files (its own module: parsing scenes into turns, dimensions, scorers)."""
+    from rolecraft.evaluation.charactereval import load
+
+    return load(cfg)
 
 
 # the one table of benchmarks: a new one is a loader here (or in its own module, registered here)
 # plus conf/benchmark/NAME.yaml
 BENCHMARKS = {"roleinstruct": load_roleinstruct, "rolebench_zh": load_rolebench_zh, "belle": load_belle,
-              "jsonl": load_jsonl}
+              "jsonl": load_jsonl, "charactereval": load_charactereval}
 
 
 def load_benchmark(cfg) -> Benchmark:
     if cfg.name not in BENCHMARKS:
         raise ConfigError(f"benchmark.name={cfg.name!r}: use one of {', '.join(BENCHMARKS)}")
     bench = BENCHMARKS[cfg.name](cfg)
+    bench.all_items = list(bench.items)
     bench.items = _limit(bench.items, list(cfg.kinds), cfg.max_samples)
     if not bench.items:
         raise DataError(f"benchmark={cfg.name} (root {cfg.root}): no items to evaluate"

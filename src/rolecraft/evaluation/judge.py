@@ -45,6 +45,8 @@ class Verdict:
     raw: str | None = None
     error: str | None = None
     history: list[dict] = field(default_factory=list)
+    # the dimension scored, where a benchmark scores several one request at a time (CharacterEval)
+    dimension: str | None = None
 
 
 def _context(item, profile: str | None) -> str:
@@ -145,7 +147,7 @@ def run_judge(cfg, bench, candidates: dict[str, dict[str, str]], endpoint) -> tu
                 for m in order:
                     verdicts.append(Verdict(it.key, rep, [m]))
                     convs.append(point_prompt(it, profile, candidates[m][it.key]))
-    _ask(verdicts, convs, endpoint, j)
+    ask(verdicts, convs, endpoint, j)
     return verdicts, judge_metrics(verdicts, j.mode, names, skipped)
 
 
@@ -153,8 +155,9 @@ def reask_feedback(problem: str) -> str:
     return f"That reply is not valid: {problem}. Reply again with the JSON only."
 
 
-def _ask(verdicts: list[Verdict], convs: list[list[dict]], endpoint, j) -> None:
+def ask(verdicts: list[Verdict], convs: list[list[dict]], endpoint, j, check=None) -> None:
     """Each verdict through the shared re-ask loop (:func:`rolecraft.api.reask.ask_until_valid`).
+    ``check`` parses a pointwise verdict (default: style and knowledge scores).
     Try ``n`` is cached under the tag ``judge-attempt-n``, so a malformed cached verdict is never
     served again and earlier runs' cached verdicts still match."""
     from rolecraft.api.client import ApiError
@@ -165,17 +168,17 @@ def _ask(verdicts: list[Verdict], convs: list[list[dict]], endpoint, j) -> None:
     async def one(session, i: int):
         v = verdicts[i]
 
-        async def ask(conv, attempt):
+        async def ask_once(conv, attempt):
             res = await session.chat(j.model, conv, params, tag=f"judge-attempt-{attempt}")
             if res.error:  # the endpoint itself failed after its retries: no point re-asking
                 raise ApiError(res.error)
             return res.content
 
         if len(v.order) > 1:
-            check = lambda text: [v.order[k] for k in parse_ranking(text, len(v.order))]  # noqa: E731
+            valid = lambda text: [v.order[k] for k in parse_ranking(text, len(v.order))]  # noqa: E731
         else:
-            check = parse_scores
-        res = await ask_until_valid(convs[i], ask, check, j.max_attempts, reask_feedback)
+            valid = check or parse_scores
+        res = await ask_until_valid(convs[i], ask_once, valid, j.max_attempts, reask_feedback)
         v.attempts, v.history = res.attempts, res.history
         v.raw = res.last_answer if res.last_answer is not None else v.raw
         if res.endpoint_error is not None:
@@ -188,6 +191,9 @@ def _ask(verdicts: list[Verdict], convs: list[list[dict]], endpoint, j) -> None:
             v.scores, v.error = res.value, None
 
     endpoint.run_many(one, list(range(len(verdicts))), desc="judge")
+
+
+_ask = ask  # the older name
 
 
 def judge_metrics(verdicts: list[Verdict], mode: str, names: list[str], skipped: int) -> dict:

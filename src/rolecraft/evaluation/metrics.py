@@ -62,8 +62,12 @@ class Metric:
 
 
 def _rouge_l(cfg, rows: list[dict]) -> dict:
+    """Over the rows that have references (CharacterEval's scenes have none: no Rouge-L keys then)."""
     r = cfg.rouge
-    return score_predictions(rows, RougeOptions(r.tokenizer, r.stat, r.references, r.postprocess), prefix="",
+    scored = [row for row in rows if row["references"]]
+    if not scored:
+        return {}
+    return score_predictions(scored, RougeOptions(r.tokenizer, r.stat, r.references, r.postprocess), prefix="",
                              cache_dir=cfg.paths.cache_dir)
 
 

@@ -56,11 +56,17 @@ def run(cfg) -> dict:
 
     answers = get_answers(cfg, bench, spec)
     rows = result_rows(bench, answers)
-    metrics: dict = {"answers/name": answers.name, "benchmark/name": bench.name, "benchmark/items": len(rows)}
+    # items: the whole benchmark; evaluated: what benchmark.max_samples / kinds left of it
+    metrics: dict = {"answers/name": answers.name, "benchmark/name": bench.name, "benchmark/items": bench.total,
+                     "benchmark/evaluated": len(rows)}
     metrics.update(prompt_notes)
     metrics.update({f"benchmark/skipped/{k}": v for k, v in bench.skipped.items()})
     metrics.update(answers.stats)
     metrics.update(score_all(cfg, rows))
+    if bench.name == "charactereval":
+        from rolecraft.evaluation import charactereval
+
+        metrics.update(charactereval.score(cfg, bench, answers.predictions, rows))
 
     if cfg.judge.mode != "none":
         from dataclasses import asdict
@@ -73,7 +79,13 @@ def run(cfg) -> dict:
                               "rename one (answers.name=... or 'NAME=PATH')")
         candidates = {answers.name: answers.predictions, **compared}
         endpoint = Endpoint(cfg.judge.endpoint, "judge.endpoint", api_cache_path(cfg.paths.cache_dir), progress=True)
-        verdicts, jm = run_judge(cfg, bench, candidates, endpoint)
+        if bench.name == "charactereval":  # its own rubric per dimension
+            from rolecraft.evaluation import charactereval
+
+            verdicts, jm = charactereval.run_judge(cfg, bench, answers.predictions, answers.name, endpoint)
+            charactereval.add_judge_to_rows(rows, verdicts)
+        else:
+            verdicts, jm = run_judge(cfg, bench, candidates, endpoint)
         metrics.update(jm)
         metrics["judge/model"] = cfg.judge.model
         write_jsonl(out / "judge.jsonl", (asdict(v) for v in verdicts))
@@ -194,6 +206,23 @@ def _check(cfg) -> None:
                               ("logger.name", cfg.logger.name, ("csv", "wandb", "none"))):
         if val not in allowed:
             raise ConfigError(f"{key}={val!r}: use one of {', '.join(allowed)}")
+    if cfg.benchmark.name == "charactereval":
+        if cfg.judge.mode == "rank":
+            raise ConfigError("judge=rank is not defined for benchmark=charactereval: use judge=pointwise (each "
+                              "reply scored 1-5 on the item's dimensions)")
+        if cfg.judge.mode != "none" and cfg.judge.compare:
+            raise ConfigError("judge.compare is not supported with benchmark=charactereval yet: judge each "
+                              "model's answers in its own run")
+        if cfg.rpcs.backend != "none":
+            raise ConfigError("rpcs compares answers with reference answers, which benchmark=charactereval has "
+                              "none of: use rpcs=none")
+        rm = cfg.benchmark.reward_model
+        if rm and not (Path(str(rm)).expanduser() / "config.json").is_file():  # before any answer is paid for
+            raise ConfigError(f"benchmark.reward_model={rm!r}: not a model directory (no config.json); give a saved "
+                              "AutoModelForSequenceClassification with one output, e.g. CharacterRM")
+    elif cfg.benchmark.reward_model:
+        raise ConfigError(f"benchmark.reward_model is for benchmark=charactereval (scores its dimensions), not "
+                          f"benchmark={cfg.benchmark.name}: remove it")
     if cfg.judge.mode == "rank" and not cfg.judge.compare:
         raise ConfigError("judge=rank ranks several models' answers: add judge.compare=[EVAL_RUN_DIR_OR_FILE,...]")
 

@@ -35,6 +35,7 @@ import base64
 import hashlib
 import json
 import math
+import re
 import socket
 import struct
 import sys
@@ -55,6 +56,7 @@ __all__ = [
     "Status",
     "Vectors",
     "default_responder",
+    "rubric_responder",
     "embed_text",
     "main",
 ]
@@ -175,6 +177,35 @@ def default_responder(request: dict) -> str:
     key = json.dumps([model, messages], sort_keys=True, ensure_ascii=False, default=str)
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:6]
     return f"[{model}] 收到（{digest}）：{said}"
+
+
+RUBRIC_DIMENSION = re.compile(r"^Dimension: (\w+)", re.M)
+
+
+def rubric_responder(scores: dict[str, int | Callable[[str], int]] | None = None,
+                     malformed: tuple[str, ...] = ()) -> Responder:
+    """A judge for per-dimension rubric prompts (one dimension per request, named on a
+    ``Dimension: NAME`` line, as CharacterEval's judge asks). It answers ``{"score": n}`` with
+    ``scores[NAME]`` (a number, or a function of the prompt text), or, for a dimension not in
+    ``scores``, a digest of (dimension, whole prompt) mapped to 1-5; for a dimension in ``malformed``
+    it always answers prose with no JSON. A request without a dimension line gets
+    :func:`default_responder`'s answer."""
+    def respond(request: dict) -> str:
+        messages = request.get("messages") or []
+        text = _text_of(messages[1].get("content")) if len(messages) > 1 and isinstance(messages[1], dict) else ""
+        m = RUBRIC_DIMENSION.search(text)
+        if m is None:
+            return default_responder(request)
+        dim = m.group(1)
+        if dim in malformed:
+            return f"I would rather not give {dim} a number."
+        if scores is not None and dim in scores:
+            n = scores[dim](text) if callable(scores[dim]) else scores[dim]
+        else:
+            n = 1 + int(hashlib.sha256(f"{dim}\x00{text}".encode("utf-8")).hexdigest(), 16) % 5
+        return json.dumps({"score": n, "reason": f"fake verdict on {dim}"})
+
+    return respond
 
 
 def embed_text(text: str, dim: int = 64) -> list[float]:

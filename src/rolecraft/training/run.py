@@ -97,9 +97,14 @@ def _run(cfg, out: Path, t_start: float) -> dict | None:
 
     validate_checkpoint(cfg.ckpt_path)  # a bad checkpoint is named now, not after the model has loaded
     ds = schema.load(resolve_data_root(cfg.data.root))
+    from rolecraft.data.dialogue import add_script_dialogue
+
+    add_script_dialogue(ds, cfg.data, bool(cfg.prompt.emotions))  # data.dialogue=on: the script's scene windows
     train = training_samples(ds, cfg.data.mix, "train", cfg.data.specific_ratio, cfg.data.train_on_raw,
-                             cfg.data.max_train_samples, seed=cfg.seed)
-    val = training_samples(ds, cfg.data.mix, "val", None, cfg.data.train_on_raw, seed=cfg.seed)
+                             cfg.data.max_train_samples, seed=cfg.seed, dialogue=cfg.data.dialogue,
+                             dialogue_ratio=cfg.data.dialogue_ratio)
+    val = training_samples(ds, cfg.data.mix, "val", None, cfg.data.train_on_raw, seed=cfg.seed,
+                           dialogue=cfg.data.dialogue)
     if not train:
         raise ConfigError(f"data.mix={cfg.data.mix}: no training samples in {cfg.data.root}")
     if cfg.eval.enabled:
@@ -135,8 +140,15 @@ def _run(cfg, out: Path, t_start: float) -> dict | None:
     base.train()  # transformers 5 returns models in eval mode
     encoder = ChatEncoder(tok, cfg.data.max_source_length, cfg.data.max_target_length, cfg.model.chat_template,
                           end_ids=stop_token_ids(tok, cfg.model))
-    train_rows = [encoder.encode(prompts.messages(s, s.references[0]), s.id) for s in train]
-    val_rows = [encoder.encode(prompts.messages(s, s.references[0]), s.id) for s in val]
+    from rolecraft.data.encoding import encode_splits
+
+    # the per-sample encoding; cached under cache_dir by its inputs (data/encoding.py): every input of
+    # encode beyond the encoder, the prompt spec and the samples must be named in extra_key
+    loss = str(cfg.data.dialogue_loss)  # which assistant turns of a dialogue sample train
+    encode = lambda s: encoder.encode(prompts.messages(s, s.references[0]), s.id, loss)  # noqa: E731
+    train_rows, val_rows = encode_splits(ds, {"train": train, "val": val}, encode, encoder, spec,
+                                         cfg.paths.cache_dir if cfg.data.encoding_cache else None,
+                                         extra_key={"dialogue_loss": loss})
     model = apply_lora(base, cfg.lora, cfg.model, base_reference(cfg.model))
 
     packing = cfg.data.packing
@@ -186,7 +198,12 @@ def _run(cfg, out: Path, t_start: float) -> dict | None:
         "train/fit_seconds": round(fit_s, 3),
         "data/truncated_prompts": encoder.truncated.prompts,
         "data/truncated_responses": encoder.truncated.responses,
+        # multi-turn dialogue in the training mix (issue 17)
+        "data/dialogue_samples": sum(s.kind == "dialogue" for s in train),
+        "data/dialogue_share": round(sum(s.kind == "dialogue" for s in train) / len(train), 4),
     }
+    if encoder.truncated.last_only:  # dialogue_loss=all on a template that re-renders earlier turns
+        metrics["data/dialogue_last_only"] = encoder.truncated.last_only
     steady = module.steady_tokens_per_second()
     if steady is not None:
         metrics["train/tokens_per_second"] = round(steady, 1)

@@ -5,18 +5,20 @@ reports every quirk it repaired or skipped as a :class:`Defect` (``file:line: me
 nothing can be imported it raises :class:`ImportFailed` carrying the defects. Shared pieces live
 in :mod:`.base`, emotion spellings in :mod:`rolecraft.data.emotions`.
 Every importer takes the source path as its first argument; format-specific options are
-keyword arguments with defaults (``cped``: ``mapping``, ``min_utterances``).
+keyword arguments with defaults (``cped``: ``mapping``, ``min_utterances``; ``messages``: ``fmt``,
+``character``, ``character_field``, ``profile``, ``single_kind``).
 """
 
 from rolecraft.data.emotions import EMOTION_ALIASES
 from rolecraft.data.importers.base import Defect, ImportFailed
 from rolecraft.data.importers.cped import CPED_TO_EMOTION, import_cped
+from rolecraft.data.importers.messages import import_messages
 from rolecraft.data.importers.roleinstruct_v1 import import_roleinstruct_v1
 
-IMPORTERS = {"roleinstruct-v1": import_roleinstruct_v1, "cped": import_cped}
+IMPORTERS = {"roleinstruct-v1": import_roleinstruct_v1, "cped": import_cped, "messages": import_messages}
 
 __all__ = ["CPED_TO_EMOTION", "EMOTION_ALIASES", "IMPORTERS", "Defect", "ImportFailed", "import_command",
-           "import_cped", "import_roleinstruct_v1"]
+           "import_cped", "import_messages", "import_roleinstruct_v1"]
 
 
 def _counts_text(counts: dict) -> str:
@@ -24,7 +26,8 @@ def _counts_text(counts: dict) -> str:
 
 
 def import_command(fmt: str, src: str, out: str, report: str | None = None, mapping: str | None = None,
-                   min_utterances: int | None = None, force: bool = False, allow_partial: bool = False) -> int:
+                   min_utterances: int | None = None, force: bool = False, allow_partial: bool = False,
+                   messages_options: dict | None = None) -> int:
     """``rolecraft data import``: convert, write the dataset, print defects (stderr) and a summary.
 
     ``--out`` is checked before any reading (:func:`rolecraft.fileio.check_output_dir`). A
@@ -55,6 +58,13 @@ def import_command(fmt: str, src: str, out: str, report: str | None = None, mapp
             options["min_utterances"] = min_utterances
     elif mapping or min_utterances is not None:
         raise RolecraftError(f"--mapping and --min-utterances apply to 'cped' only, not {fmt!r}")
+    given = {k: v for k, v in (messages_options or {}).items() if v is not None}
+    if fmt == "messages":
+        options.update(given)
+        if given.get("profile"):
+            inputs.append(Path(given["profile"]).expanduser())
+    elif given:
+        raise RolecraftError(f"--{', --'.join(k.replace('_', '-') for k in given)} apply to 'messages' only, not {fmt!r}")
     t0 = time.perf_counter()
     try:
         ds, defects = IMPORTERS[fmt](Path(src).expanduser(), **options)
@@ -72,6 +82,11 @@ def import_command(fmt: str, src: str, out: str, report: str | None = None, mapp
         summary = (f"imported {fmt} from {src} -> {written}: {stats['utterances']} utterances, "
                    f"{stats['dialogues']} dialogues, {stats['characters']} characters; emotions: "
                    f"{_counts_text(stats['emotions'])} ({seconds:.1f}s)")
+    elif fmt == "messages":
+        kinds = Counter(s.kind for s in ds.samples)
+        summary = (f"imported {fmt} from {src} -> {written}: {stats['characters']} characters, "
+                   f"{len(ds.samples)} samples ({_counts_text(kinds)}; splits "
+                   f"{_counts_text(Counter(s.split for s in ds.samples))}) ({seconds:.1f}s)")
     else:
         summary = (f"imported {fmt} from {src} -> {written}: {stats['characters']} characters, "
                    f"{stats['utterances']} utterances, {stats['specific_instructions']} specific + "
@@ -98,6 +113,15 @@ def import_command(fmt: str, src: str, out: str, report: str | None = None, mapp
         else:
             write_text(path, "".join(f"{d}\n" for d in defects) + f"{summary}\n{defect_line}\n")
         print(f"report written to {path}")
+    if fmt == "messages":
+        from rolecraft.data.importers.messages import SKIP_KINDS
+
+        lost = sum(n for k, n in counts.items() if k in SKIP_KINDS)
+        if lost and allow_partial:
+            print(f"warning: {lost} row(s) skipped (listed above); accepted with --allow-partial", file=sys.stderr)
+        elif lost:
+            raise DataError(f"{src}: {lost} row(s) skipped (listed above); {written} holds the rest — fix those rows, "
+                            "or pass --allow-partial to accept a partial import")
     if skipped or partial:
         what = ", ".join(x for x in (f"{skipped} character folder(s) skipped" if skipped else "",
                                      f"{partial} imported without a part" if partial else "") if x)
