@@ -10,6 +10,13 @@ from pathlib import Path
 
 import pytest
 
+# Under pytest-xdist (addopts: -n auto) each worker, and every CLI it starts, gets one torch/OpenMP
+# thread: N workers on N cores instead of N workers each spreading over all cores. Set before any
+# test module imports torch; a value the caller set wins.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 

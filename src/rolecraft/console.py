@@ -149,7 +149,7 @@ def progress(iterable=None, *, desc: str, total: int | None = None, unit: str = 
     kwargs.setdefault("leave", False)
     kwargs.setdefault("delay", 1.0)  # work that ends within a second shows no bar at all
     stream = kwargs["file"]
-    if not (hasattr(stream, "isatty") and stream.isatty()):
+    if not (hasattr(stream, "isatty") and stream.isatty()) and "TQDM_MININTERVAL" not in os.environ:
         # a log file or CI capture keeps every redraw as a line: one every 10 s, not ten a second
         kwargs.setdefault("mininterval", 10.0)
     return tqdm(iterable, desc=desc, total=total, unit=unit, **kwargs)
