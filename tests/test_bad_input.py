@@ -63,12 +63,14 @@ def test_missing_dataset_directory(tmp_path, cache_dir):
     assert r.returncode == 2 and "not a directory; point data.root at" in r.stderr
 
 
+@pytest.mark.slow
 def test_model_path_that_does_not_exist(tmp_path, cache_dir):
     r = run_train([f"model.name_or_path={tmp_path / 'no-model'}", *FAST], cache_dir, tmp_path / "runs", timeout=300)
     assert r.returncode == 2
     assert "model.name_or_path=" in r.stderr and "no such directory" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_unknown_lora_target(tmp_path, cache_dir):
     r = run_train(["lora.target_modules=[query_key_value]", *FAST], cache_dir, tmp_path / "runs", timeout=300)
     assert r.returncode == 2 and "lora.target_modules: ['query_key_value'] not found" in r.stderr
@@ -85,6 +87,7 @@ def test_fsdp_with_16_mixed_refused(tmp_path, cache_dir):
     assert r.returncode == 2 and "trainer.precision=16-mixed" in r.stderr and "FSDP2" in r.stderr
 
 
+@pytest.mark.slow
 def test_gpu_trainer_on_a_machine_without_gpu_is_one_line(tmp_path, cache_dir):
     import torch
 

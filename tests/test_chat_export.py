@@ -23,6 +23,7 @@ def run_dir(cache_dir, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_chat_through_stdin_with_reset_save_and_character(run_dir, cache_dir, tmp_path):
     script = "\n".join(["你好，老板", f"/save {tmp_path / 'one.json'}", f"/save {tmp_path / 'one.json' / 'x.json'}", "/reset", "今天生意怎么样？", "/character 无名氏",
                         "/character 梅秀兰", "你是谁？", f"/save {tmp_path / 'two.json'}", "/quit", "never read"]) + "\n"
@@ -56,6 +57,7 @@ def _session(run_dir, cache_dir, *overrides):
     return Session(cfg)
 
 
+@pytest.mark.slow
 def test_tokens_stream_history_keeps_to_its_budget_and_retrieval_runs_every_turn(run_dir, cache_dir):
     s = _session(run_dir, cache_dir, "generation.max_new_tokens=16", "history_budget=40", "character=罗火旺")
 
@@ -79,6 +81,7 @@ def test_tokens_stream_history_keeps_to_its_budget_and_retrieval_runs_every_turn
     assert s.messages("火锅底料")[0]["content"] != s.messages("你儿子在哪里读书？")[0]["content"]
 
 
+@pytest.mark.slow
 def test_merged_export_generates_what_adapter_plus_base_generates(run_dir, cache_dir, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -122,6 +125,7 @@ def test_merged_export_generates_what_adapter_plus_base_generates(run_dir, cache
     assert r.returncode == 2 and "not empty" in r.stderr
 
 
+@pytest.mark.slow
 def test_chat_with_an_endpoint_streams_through_the_projects_client(cache_dir, tmp_path):
     """source=openai against the loopback server: pieces stream, a 429 is retried, and the same turn
     in a new session comes from the answer cache shared with evaluate.py (no new request)."""

@@ -20,6 +20,7 @@ def test_unknown_compile_mode_is_refused_before_any_model_loads(tmp_path, cache_
         apply_compile(torch.nn.Linear(2, 2), "x")
 
 
+@pytest.mark.slow
 def test_compiled_layers_give_the_eager_loss(cache_dir):
     from rolecraft.config import LoraConfig, ModelConfig
     from rolecraft.data import resolve_data_root, schema

@@ -220,6 +220,7 @@ def test_a_refusing_endpoint_stops_the_run_with_one_clear_line(raw_data, tmp_pat
 # ---- rate limits ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_requests_per_minute_limit_spaces_requests(server, raw_data, tmp_path):
     # 600/min with a 0.5 s bucket: 5 at once, then 10 per second
     construct(server, tmp_path, "a", "stage=annotate", "construct.annotate.batch_size=2",
@@ -263,6 +264,7 @@ def _cli(srv, key, out: Path, journal: Path, data: Path, extra=()) -> subprocess
     return subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_kill_9_mid_run_then_rerun_gives_exactly_the_uninterrupted_output(key, raw_data, tmp_path):
     with FakeOpenAI(api_key=key, responder=construct_responder, latency=0.05) as srv:
         p = _cli(srv, key, tmp_path / "whole", tmp_path / "j_whole.sqlite", raw_data)
@@ -358,6 +360,7 @@ def test_cli_prints_one_line_error_and_exit_2(raw_data, tmp_path):
     assert r.stderr.strip().splitlines()[-1].startswith("error: stage='nope'")
 
 
+@pytest.mark.slow
 def test_tokens_per_minute_limit_makes_requests_wait(server, raw_data, tmp_path):
     # 60,000 tokens/min with a 0.5 s bucket holds 500 tokens; every annotate request is estimated above that
     rep = construct(server, tmp_path, "a", "stage=annotate", "construct.characters=['罗火旺']",

@@ -81,6 +81,7 @@ def test_templates_have_both_sections_and_fill_every_placeholder():
         parse_template("x", "### user\nhi")
 
 
+@pytest.mark.slow
 def test_llm_annotation_against_cped_gold_end_to_end(tmp_path):
     """Import real CPED rows, annotate them with the fake's lexicon annotator through construct.py,
     and score it against the human gold with `rolecraft data agreement`."""

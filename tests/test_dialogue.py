@@ -255,6 +255,7 @@ def test_stats_count_dialogue_samples():
 # ---- config and end to end ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_data_dialogue_on_from_the_command_line_and_the_preset(cache_dir):
     def job(*args):
         r = subprocess.run([sys.executable, str(REPO / "train.py"), *args, "--cfg", "job"], cwd=REPO,

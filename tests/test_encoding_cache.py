@@ -111,6 +111,7 @@ print(len(calls), r.hit)
 """
 
 
+@pytest.mark.slow
 def test_concurrent_runs_build_once(tmp_path):
     """Two processes (DDP ranks, parallel runs) on the same inputs: one encodes, the other waits and loads."""
     import os

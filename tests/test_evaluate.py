@@ -21,6 +21,7 @@ def trained_run(tmp_path_factory, cache_dir) -> Path:
     return next(p.parent for p in runs.rglob("metrics.json"))
 
 
+@pytest.mark.slow
 def test_run_answers_reproduce_the_training_runs_own_evaluation(trained_run, cache_dir, tmp_path):
     """`evaluate.py answers=run answers.path=RUN` and nothing else: the run's data, test split, prompt
     spec, generation and Rouge options, so evaluate.py gives train.py's numbers exactly."""
@@ -44,6 +45,7 @@ def test_run_answers_reproduce_the_training_runs_own_evaluation(trained_run, cac
     assert set(json.loads((tmp_path / "ev" / "characters.json").read_text())) >= {row["character"] for row in rows}
 
 
+@pytest.mark.slow
 def test_an_override_of_the_runs_prompt_is_reported(trained_run, cache_dir, tmp_path):
     r = run_evaluate(["answers=run", f"answers.path={trained_run}", "emotions=on", "benchmark.max_samples=1"],
                      cache_dir, tmp_path / "ev")
@@ -54,6 +56,7 @@ def test_an_override_of_the_runs_prompt_is_reported(trained_run, cache_dir, tmp_
     assert yaml.safe_load((tmp_path / "ev" / "prompt.yaml").read_text())["emotions"] is True
 
 
+@pytest.mark.slow
 def test_a_run_directory_of_the_older_layout_still_evaluates(trained_run, cache_dir, tmp_path):
     """Runs made before the formats were unified: predictions.jsonl rows with `id`, config keys
     emotions.enabled / data.num_exemplars, no prompt.yaml."""
@@ -81,6 +84,7 @@ def test_a_run_directory_of_the_older_layout_still_evaluates(trained_run, cache_
     assert read_metrics(tmp_path / "ev2")["rouge_l/avg"] == read_metrics(trained_run)["test/rouge_l/avg"]
 
 
+@pytest.mark.slow
 def test_prediction_file_of_a_training_run_scores_the_same(trained_run, cache_dir, tmp_path):
     r = run_evaluate(["answers=predictions", f"answers.path={trained_run / 'samples.jsonl'}",
                       "benchmark.max_samples=4"], cache_dir, tmp_path / "ev")
@@ -90,6 +94,7 @@ def test_prediction_file_of_a_training_run_scores_the_same(trained_run, cache_di
     assert ev["answers/missing"] == 0 and ev["answers/unmatched"] == 0
 
 
+@pytest.mark.slow
 def test_zero_shot_model_default_and_rouge_options_are_recorded(cache_dir, tmp_path):
     r = run_evaluate([*QUICK, "rouge.tokenizer=char", "rouge.stat=r", "rouge.postprocess=strip_punct"],
                      cache_dir, tmp_path / "ev")
@@ -112,6 +117,7 @@ def _write_rolebench_like(root: Path) -> None:
     (root / "role_specific" / "test.jsonl").write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in spe))
 
 
+@pytest.mark.slow
 def test_rolebench_format_predictions_join_on_role_and_question(cache_dir, tmp_path):
     _write_rolebench_like(tmp_path / "rb")
     preds = [{"role": "孙悟空", "question": "你的师父是谁？", "generated": ["俺师父是唐僧。"]},
@@ -130,6 +136,7 @@ def test_rolebench_format_predictions_join_on_role_and_question(cache_dir, tmp_p
     assert m["answers/unmatched"] == 1 and "rouge_l/raw" not in m
 
 
+@pytest.mark.slow
 def test_rolebench_zh_rolegpt_baseline_equals_rouge_chinese(cache_dir, tmp_path):
     """The issue's must-reproduce command, checked against rouge-chinese itself on every pair."""
     root = shared_data("rolebench-zh")
@@ -154,6 +161,7 @@ def test_rolebench_zh_rolegpt_baseline_equals_rouge_chinese(cache_dir, tmp_path)
     assert m["rouge_l/spe"] == pytest.approx(sum(per["specific"]) / 239, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_belle_is_a_raw_benchmark_and_counts_rows_without_reference(cache_dir, tmp_path):
     root = shared_data("belle")
     rows = [json.loads(line) for line in (root / "eval_set.json").read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -173,6 +181,7 @@ def test_belle_is_a_raw_benchmark_and_counts_rows_without_reference(cache_dir, t
     assert m["rouge_l/avg"] == m["rouge_l/raw"]
 
 
+@pytest.mark.slow
 def test_user_jsonl_benchmark(cache_dir, tmp_path):
     bench = tmp_path / "mine.jsonl"
     bench.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in [
@@ -190,6 +199,7 @@ def test_user_jsonl_benchmark(cache_dir, tmp_path):
     assert m["rouge_l/spe"] == pytest.approx(1.0, abs=1e-6) and m["rouge_l/cus"] == 0.0
 
 
+@pytest.mark.slow
 def test_wandb_offline_logging_of_an_evaluation(trained_run, cache_dir, tmp_path):
     pytest.importorskip("wandb", reason="logger=wandb needs the wandb extra (in dev)")
     r = run_evaluate(["answers=predictions", f"answers.path={trained_run / 'samples.jsonl'}",
@@ -203,6 +213,7 @@ def test_wandb_offline_logging_of_an_evaluation(trained_run, cache_dir, tmp_path
     assert b"rouge_l/avg" in blob and b"do-not-log-me" not in blob
 
 
+@pytest.mark.slow
 def test_human_sheets_from_a_training_run_and_an_evaluation_run(trained_run, cache_dir, tmp_path):
     """Any run directory feeds `rolecraft human export` directly (profiles included): a train.py run
     beside an evaluate.py run."""

@@ -57,6 +57,7 @@ def demo_items(n_per_kind: int = 2) -> list:
 # ---- answers from an API -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_api_answers_survive_429_500_and_timeouts_then_come_from_the_cache(server, key, cache_dir, tmp_path):
     server.inject("chat", Status(429, retry_after=0), Status(500), Delay(3.0))
     args = ["answers=openai", "answers.model=fake-chat", "answers.endpoint.timeout=1.0",
@@ -89,6 +90,7 @@ def test_api_answers_survive_429_500_and_timeouts_then_come_from_the_cache(serve
     assert m2["rouge_l/avg"] == m["rouge_l/avg"]
 
 
+@pytest.mark.slow
 def test_api_errors_that_retrying_cannot_fix_fail_fast_with_one_line(server, key, cache_dir, tmp_path):
     args = ["answers=openai", "answers.model=fake-chat", "benchmark.max_samples=1", *api_args(server, "answers", tmp_path)]
     r = run_evaluate(args, cache_dir, tmp_path / "ev", env={KEY_ENV: "wrong-key"})
@@ -101,6 +103,7 @@ def test_api_errors_that_retrying_cannot_fix_fail_fast_with_one_line(server, key
     assert r.returncode == 2 and f"{KEY_ENV} is not set" in r.stderr and server.count("chat") == before
 
 
+@pytest.mark.slow
 def test_api_retries_give_up_after_max_retries(server, key, cache_dir, tmp_path):
     server.inject("chat", *[Status(503)] * 3)
     args = ["answers=openai", "answers.model=fake-chat", "benchmark.max_samples=1", "benchmark.kinds=[specific]",
@@ -135,6 +138,7 @@ def two_models(tmp_path):
     return items, good, weak
 
 
+@pytest.mark.slow
 def test_judge_ranks_models_and_reasks_malformed_verdicts(server, key, cache_dir, tmp_path, two_models):
     items, good, weak = two_models
     server.responders["fake-judge"] = prefers("GOOD")
@@ -161,6 +165,7 @@ def test_judge_ranks_models_and_reasks_malformed_verdicts(server, key, cache_dir
     assert len(reask) == 2 and "not valid" in reask[0].body["messages"][-1]["content"]
 
 
+@pytest.mark.slow
 def test_judge_failure_is_recorded_and_position_bias_reported(server, key, cache_dir, tmp_path, two_models):
     items, good, weak = two_models
     # a judge that always picks whatever is shown first (pure position bias), and that cannot
@@ -185,6 +190,7 @@ def test_judge_failure_is_recorded_and_position_bias_reported(server, key, cache
     assert m["judge/avg_rank/ours"] + m["judge/avg_rank/weak"] == pytest.approx(3.0)
 
 
+@pytest.mark.slow
 def test_pointwise_judge_scores_each_model(server, key, cache_dir, tmp_path, two_models):
     items, good, weak = two_models
 
@@ -215,6 +221,7 @@ def test_rank_judge_needs_a_second_model(server, key, cache_dir, tmp_path, two_m
 # ---- RPCS ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rpcs_with_an_embeddings_endpoint(server, key, cache_dir, tmp_path):
     items = demo_items(2)
     preds = write_preds(tmp_path / "p.jsonl", [
@@ -244,6 +251,7 @@ def test_rpcs_with_an_embeddings_endpoint(server, key, cache_dir, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["nan", "zero"])
+@pytest.mark.slow
 def test_rpcs_refuses_nan_or_zero_norm_embeddings(server, key, cache_dir, tmp_path, kind):
     items = demo_items(1)
     preds = write_preds(tmp_path / "p.jsonl", [{"key": it.key, "prediction": "随便说点什么"} for it in items])
@@ -255,6 +263,7 @@ def test_rpcs_refuses_nan_or_zero_norm_embeddings(server, key, cache_dir, tmp_pa
     assert not (tmp_path / "ev" / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_rpcs_with_a_local_sentence_transformers_model(cache_dir, tmp_path):
     """A sentence-transformers directory built from the embedded tiny model stands in for BGE."""
     st = pytest.importorskip("sentence_transformers", reason="rpcs=local needs the embed extra")

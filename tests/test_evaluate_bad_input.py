@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import run_evaluate
 
 
@@ -21,6 +23,7 @@ def test_predictions_that_do_not_join_are_counted_and_shown(cache_dir, tmp_path)
     assert not (tmp_path / "ev" / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_partly_missing_predictions_need_allow_missing(cache_dir, tmp_path):
     f = tmp_path / "p.jsonl"
     f.write_text(json.dumps({"key": "luo-huowang-spe-004", "prediction": "七月二十八"}))
@@ -34,6 +37,7 @@ def test_partly_missing_predictions_need_allow_missing(cache_dir, tmp_path):
     assert m["answers/missing"] == m["n/spe"] - 1 == m["empty/spe"] - 0
 
 
+@pytest.mark.slow
 def test_empty_and_malformed_prediction_files(cache_dir, tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n\n")
@@ -47,6 +51,7 @@ def test_empty_and_malformed_prediction_files(cache_dir, tmp_path):
     assert r.returncode == 2 and "no such file" in last_line(r)
 
 
+@pytest.mark.slow
 def test_unknown_benchmark_and_missing_roots(cache_dir, tmp_path):
     r = run_evaluate(["benchmark=rolebench_en"], cache_dir, tmp_path / "ev")
     assert r.returncode != 0 and "Could not find 'benchmark/rolebench_en'" in r.stderr
@@ -61,6 +66,7 @@ def test_unknown_benchmark_and_missing_roots(cache_dir, tmp_path):
     assert "rouge.tokenizer" in r.stderr
 
 
+@pytest.mark.slow
 def test_judge_comparison_file_is_checked_before_answers_are_generated(cache_dir, tmp_path):
     r = run_evaluate(["judge=rank", f"judge.compare=[{tmp_path / 'missing.jsonl'}]"], cache_dir, tmp_path / "ev")
     assert r.returncode == 2 and "judge.compare[0]" in last_line(r) and "no such file" in last_line(r)

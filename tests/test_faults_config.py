@@ -174,6 +174,7 @@ def test_a_value_outside_its_choices_fails_while_composing(script, override, all
     assert not (tmp_path / "run").exists()  # nothing recorded
 
 
+@pytest.mark.slow
 def test_every_shipped_preset_passes_the_checks():
     """The YAML files under conf/ compose, with every group option, into configs the checks accept."""
     from hydra import compose, initialize_config_dir

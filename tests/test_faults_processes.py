@@ -104,6 +104,7 @@ def train(args, cache_dir, runs, env=None, timeout=600) -> subprocess.CompletedP
 # ---- hub that accepts and never answers --------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_hub_stall_ends_with_one_line_within_the_bound(tmp_path, cache_dir, stall_server):
     t0 = time.monotonic()
     r = train(["model=glm4_9b", f"hydra.run.dir={tmp_path / 'run'}", *QUICK], cache_dir, tmp_path,
@@ -118,6 +119,7 @@ def test_hub_stall_ends_with_one_line_within_the_bound(tmp_path, cache_dir, stal
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_hub_timeout_variable_is_checked(tmp_path, cache_dir, stall_server):
     r = train(["model=glm4_9b", f"hydra.run.dir={tmp_path / 'run'}", *QUICK], cache_dir, tmp_path,
               env=hub_env(tmp_path, stall_server.port, "soon"), timeout=300)
@@ -149,6 +151,7 @@ def _bad_checkpoints(trained: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
 
 
 @pytest.mark.parametrize("case", ["random_bytes", "truncated", "missing"])
+@pytest.mark.slow
 def test_bad_ckpt_path_is_named_before_the_model_loads(case, trained, tmp_path, cache_dir, stall_server):
     path, what = _bad_checkpoints(trained, tmp_path)[case]
     # the model is a hub id served by a hub that never answers: had the model load started before
@@ -192,6 +195,7 @@ def _mount_tmpfs(where: Path, size_kb: int) -> bool:
     return r.returncode == 0
 
 
+@pytest.mark.slow
 def test_full_disk_fails_the_run_with_one_line_and_no_truncated_checkpoint(trained, tmp_path, cache_dir):
     ckpt_kb = (trained / "checkpoints" / "last.ckpt").stat().st_size // 1024 + 1
     disk = tmp_path / "small"
@@ -333,6 +337,7 @@ def _wait_for(cond, seconds: float, step: float = 0.1) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads child pids from /proc (Linux)")
+@pytest.mark.slow
 def test_killing_run_local_kills_its_child_and_the_rerun_writes_each_point_once(tmp_path, cache_dir):
     rng = random.Random(20261202)
     sweep = tmp_path / "kill.yaml"

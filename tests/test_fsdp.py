@@ -86,6 +86,7 @@ def _worker(rank: int, world: int, init: str, out: str, max_norm: float) -> None
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_sharded_clipping_and_gather_match_one_process(tmp_path):
     """Two gloo processes shard a frozen+trainable net with fully_shard_model: the clipping norm is
     the global one (the per-shard norm is not), the clipped gradients equal one process's, and the

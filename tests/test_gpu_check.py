@@ -36,6 +36,7 @@ def test_cpu_smoke_runs_every_path_it_can(tmp_path, cache_dir):
     assert table.count("| PASS |") == 5
 
 
+@pytest.mark.slow
 def test_a_failing_path_is_one_row_and_exit_1(tmp_path, cache_dir):
     # fsdp-resume alone has no FSDP run to resume from: its row says so, the table still prints
     r = _check(["--cpu-smoke", "--only", "fsdp-resume", "qlora-4bit", "--workdir", str(tmp_path / "w")], cache_dir,
@@ -46,6 +47,7 @@ def test_a_failing_path_is_one_row_and_exit_1(tmp_path, cache_dir):
     assert any(l.startswith("| qlora-4bit | SKIP |") for l in r.stdout.splitlines())
 
 
+@pytest.mark.slow
 def test_gpu_mode_without_cuda_says_so(tmp_path, cache_dir):
     import torch
 

@@ -70,6 +70,7 @@ def test_known_harmless_warnings_are_filtered_and_others_kept():
     assert [str(w.message) for w in seen] == ["something else is deprecated"]
 
 
+@pytest.mark.slow
 def test_loading_a_trained_adapter_in_python_raises_no_known_harmless_warning(tmp_path, cache_dir):
     """At the source: a Python caller of load_run (no entry point, no global filters) sees no
     peft/transformers deprecation warning either."""

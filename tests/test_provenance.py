@@ -250,6 +250,7 @@ def test_a_single_logged_loss_point_is_drawn(tmp_path):
 # ---- evaluate.py: unmatched predictions, failed judge verdicts --------------------------------------
 
 
+@pytest.mark.slow
 def test_predictions_that_mostly_join_nothing_fail_with_counts(tmp_path, cache_dir):
     items = demo_items(2)
     rows = [{"key": items[0].key, "prediction": "答"}, {"key": items[1].key, "prediction": "答"}]
@@ -280,6 +281,7 @@ def judge_server():
         yield srv, key
 
 
+@pytest.mark.slow
 def test_a_judge_whose_verdicts_all_fail_exits_non_zero_unless_allowed(judge_server, tmp_path, cache_dir):
     srv, key = judge_server
     srv.responders["fake-judge"] = lambda req: "I like both answers."  # never a ranking
@@ -312,6 +314,7 @@ def test_a_judge_whose_verdicts_all_fail_exits_non_zero_unless_allowed(judge_ser
     assert r.returncode == 2 and "judge.max_failed=1.5: must be in [0, 1]" in r.stderr and srv.count("chat") == before
 
 
+@pytest.mark.slow
 def test_recording_and_reporting_provenance_import_no_deep_learning_library(tmp_path, cache_dir):
     """evaluate.py over a predictions file (provenance.json included) and `rolecraft report` stay torch-free."""
     from test_startup_imports import HEAVY, imported_modules

@@ -146,6 +146,7 @@ def test_dense_index_builds_persists_reloads_and_rebuilds_on_change(demo, tiny_s
         _bge(demo, tiny_st, tmp_path).index(ch)
 
 
+@pytest.mark.slow
 def test_recall_command_compares_backends(tiny_st, tmp_path):
     out = tmp_path / "recall.json"
     r = subprocess.run([sys.executable, "-m", "rolecraft.cli", "retrieval", "eval", "embedded:demo", "--backend",
@@ -168,6 +169,7 @@ def test_training_with_lexical_retrieval_end_to_end(cache_dir, tmp_path):
     assert preds and all("与问题相关的台词和设定" in p["prompt"] for p in preds)
 
 
+@pytest.mark.slow
 def test_lexical_recall_on_roleinstruct_v1(tmp_path):
     src = shared_data("roleinstruct-v1", "role")
     r = subprocess.run([sys.executable, "-m", "rolecraft.cli", "data", "import", "roleinstruct-v1", str(src), "--out",

@@ -24,6 +24,7 @@ def _pairs(n: int) -> list[tuple[str, list[str]]]:
     return out
 
 
+@pytest.mark.slow
 def test_equals_rouge_chinese_on_real_text():
     ref_impl = Rouge(metrics=["rouge-l"])
     pairs = _pairs(400)

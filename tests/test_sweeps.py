@@ -52,6 +52,7 @@ def test_sweep_files_are_generated_from_the_experiments():
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
+@pytest.mark.slow
 def test_every_sweep_expands_and_every_point_composes(path):
     sweep = load_sweep(path)
     exp = load_experiment(path.stem)

@@ -62,6 +62,7 @@ def twins(cache_dir) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("name", NATIVE)
+@pytest.mark.slow
 def test_twin_keeps_the_real_architecture_and_head_layout(name, twins):
     import transformers
     from transformers import AutoConfig
@@ -165,6 +166,7 @@ def test_twins_are_cached_by_fingerprint(cache_dir, twins):
     assert json.loads((first / "rolecraft_twin.json").read_text())["architecture"] == "Qwen2ForCausalLM"
 
 
+@pytest.mark.slow
 def test_the_1b_size_keeps_real_head_dim_grouping_and_vocabulary(tmp_path):
     import torch
     import transformers
