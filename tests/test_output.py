@@ -267,3 +267,11 @@ def test_rolecraft_quiet_leaves_stdout_alone_and_stderr_empty(tmp_path):
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stderr == "", r.stderr
     assert "Characters" in r.stdout or "characters" in r.stdout.lower()
+
+
+def test_every_entry_point_has_the_quiet_key(tmp_path):
+    """quiet is one key with one meaning on train, evaluate, construct and chat (composed, nothing runs)."""
+    for script in ("train.py", "evaluate.py", "construct.py", "chat.py"):
+        r = subprocess.run([sys.executable, str(REPO / script), "quiet=true", "--cfg", "job"], cwd=REPO,
+                           env=cli_env(tmp_path), capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "\nquiet: true" in "\n" + r.stdout, (script, r.stderr[-500:])

@@ -234,9 +234,9 @@ def _hydra_main(cfg: DictConfig) -> None:
     from rolecraft.errors import RolecraftError
 
     scrub_hydra_records()  # Hydra recorded the command line before this task started (if output_subdir is set)
-    from rolecraft.console import silence_known_noise
+    from rolecraft.console import setup
 
-    silence_known_noise()  # peft's deprecation warnings would land in the conversation
+    setup(quiet=bool(cfg.quiet))  # known noise filtered first: peft's deprecation warnings would land in the conversation
     try:
         check_chat(cfg)  # every value range-checked before anything heavy loads
         session = Session(cfg)

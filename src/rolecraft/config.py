@@ -693,6 +693,8 @@ class ChatConfig:
     device: Optional[str] = None
     seed: int = 42
     paths: PathsConfig = field(default_factory=PathsConfig)
+    # true: only warnings and errors on stderr, no progress bars (the conversation on stdout is unchanged)
+    quiet: bool = False
 
 
 SCHEMAS = {"train_schema": TrainConfig, "evaluate_schema": EvaluateConfig, "construct_schema": ConstructConfig,
