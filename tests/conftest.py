@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+import warm_python
 
 # Under pytest-xdist (addopts: -n auto) each worker, and every CLI it starts, gets one torch/OpenMP
 # thread: N workers on N cores instead of N workers each spreading over all cores. Set before any
@@ -36,13 +41,54 @@ TIMEOUT_SCALE = float(os.environ.get("ROLECRAFT_TEST_TIMEOUT_SCALE", "4"))
 _run = subprocess.run
 
 
-def _run_with_scaled_timeout(*args, **kwargs):
+def run_fresh(*args, **kwargs) -> subprocess.CompletedProcess:
+    """subprocess.run in a fresh interpreter, timeout stretched: for what must not be forked from
+    the warm one (the README's commands, exactly as a user types them)."""
     if kwargs.get("timeout") is not None:
         kwargs["timeout"] = kwargs["timeout"] * TIMEOUT_SCALE
     return _run(*args, **kwargs)
 
 
+_warm: list[warm_python.WarmServer] = []
+
+
+def _warm_server() -> warm_python.WarmServer:
+    """This worker's warm interpreter, started on first use with the environment cli_env gives."""
+    if not _warm:
+        tmp = Path(tempfile.mkdtemp(prefix="rolecraft-warm-"))
+        _warm.append(warm_python.WarmServer(cli_env(tmp), tmp))
+        atexit.register(_warm[0].close)
+        atexit.register(shutil.rmtree, tmp, True)
+    return _warm[0]
+
+
+def _run_with_scaled_timeout(*args, **kwargs):
+    """Every subprocess.run in the tests: timeout stretched, and this project's CLI commands forked
+    from the warm interpreter where that is the same as a fresh one (tests/warm_python.py)."""
+    if len(args) == 1 and warm_python.enabled() and warm_python.routable(args[0], kwargs):
+        env = kwargs.get("env") or dict(os.environ)
+        server = _warm_server()
+        if server.accepts(env):
+            if kwargs.get("timeout") is not None:
+                kwargs["timeout"] = kwargs["timeout"] * TIMEOUT_SCALE
+            pipe = subprocess.PIPE if kwargs.get("capture_output") else None
+            return warm_python.run(server, [str(a) for a in args[0]], cwd=kwargs.get("cwd"), env=env,
+                                   input=kwargs.get("input"), timeout=kwargs.get("timeout"),
+                                   text=kwargs.get("text") or kwargs.get("universal_newlines"),
+                                   encoding=kwargs.get("encoding"), errors=kwargs.get("errors"),
+                                   stdin=kwargs.get("stdin"), stdout=kwargs.get("stdout", pipe),
+                                   stderr=kwargs.get("stderr", pipe), check=kwargs.get("check", False))
+    return run_fresh(*args, **kwargs)
+
+
 subprocess.run = _run_with_scaled_timeout
+
+
+def pytest_sessionstart(session):
+    """An xdist worker starts its warm interpreter at once, so the imports overlap the first tests
+    instead of delaying the first CLI command (a lone `pytest -n0` starts it on first use)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and warm_python.enabled():
+        _warm_server()
 
 
 @pytest.fixture(scope="session")
@@ -62,9 +108,11 @@ def cli_env(cache: Path, runs: Path | None = None) -> dict:
     return env
 
 
-def run_train(args: list[str], cache: Path, runs: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    """`python train.py ARGS` in a subprocess, exactly as a user types it."""
-    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, env=cli_env(cache, runs),
+def run_train(args: list[str], cache: Path, runs: Path, timeout: int = 600,
+              fresh: bool = False) -> subprocess.CompletedProcess:
+    """`python train.py ARGS` in a subprocess, as a user types it (forked from the warm interpreter
+    unless fresh)."""
+    return (run_fresh if fresh else subprocess.run)([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, env=cli_env(cache, runs),
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -82,6 +82,10 @@ def _worker(rank: int, world: int, init: str, out: str, max_norm: float) -> None
                   "local_norm": local_sq ** 0.5, "weight_keys": sorted(weights),
                   "all_dtensor": all(isinstance(p, DTensor) for p in net.parameters())}
         torch.save({"result": result, "grads": grads, "weights": weights}, os.path.join(out, f"rank{rank}.pt"))
+        # both ranks done before either tears down: a rank destroying its group while the other still
+        # talks to it aborted the other once on a loaded machine ("terminate called without an
+        # active exception")
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SHARED_DATA, cli_env
+from conftest import REPO, SHARED_DATA, cli_env, run_fresh
 
 README = REPO / "README.md"
 
@@ -329,7 +329,8 @@ def run_command(readme_cmd: str, how: Cmd, ctx: dict, cache: Path) -> subprocess
     env = cli_env(cache, ctx["tmp"] / "outputs")
     env.update({k: v.format(**ctx) for k, v in how.env.items()})
     env.update(env_extra)
-    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, input=how.stdin, timeout=600)
+    # a fresh interpreter, not the warm one of tests/warm_python.py: exactly what the user types
+    return run_fresh(argv, cwd=REPO, env=env, capture_output=True, text=True, input=how.stdin, timeout=600)
 
 
 # ---- compose: every Hydra command that is not run for real --------------------------------------------

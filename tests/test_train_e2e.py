@@ -85,7 +85,8 @@ def test_checkpoint_holds_adapter_and_optimizer_only(default_run):
 
 
 def test_same_command_twice_gives_same_metrics(default_run, tmp_path, cache_dir):
-    r = run_train(["data=hybrid", "emotions=off", *FAST], cache_dir, tmp_path)
+    """Also: a fresh interpreter gives what the warm one of tests/warm_python.py gave (default_run)."""
+    r = run_train(["data=hybrid", "emotions=off", *FAST], cache_dir, tmp_path, fresh=True)
     assert r.returncode == 0, r.stderr[-3000:]
     assert stable(read_metrics(only_run(tmp_path))) == stable(read_metrics(default_run))
 

@@ -108,12 +108,29 @@ def set_verbosity(quiet: bool = False, verbose: bool = False) -> None:
         elif not quiet and var in _set_by_us:
             os.environ.pop(var, None)
             _set_by_us.discard(var)
+    if quiet:
+        _quiet_loaded_libraries()
     root = logging.getLogger()
     for h in root.handlers:
         if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
             h.setLevel(logging.WARNING if quiet else logging.NOTSET)
     if _state["verbose"]:
         logging.getLogger("rolecraft").setLevel(logging.DEBUG)
+
+
+def _quiet_loaded_libraries() -> None:
+    """The variables above reach only libraries imported after set_verbosity; one already imported
+    (by a notebook or program that calls RoleCraft, or a test's pre-warmed interpreter) read them
+    at its import, so it is told through its own switch."""
+    hub = sys.modules.get("huggingface_hub.utils")
+    if hub is not None:
+        hub.disable_progress_bars()
+    tf_logging = sys.modules.get("transformers.utils.logging")
+    if tf_logging is not None:
+        tf_logging.disable_progress_bar()
+    ds_logging = sys.modules.get("datasets.utils.logging")
+    if ds_logging is not None:
+        ds_logging.disable_progress_bar()
 
 
 def is_quiet() -> bool:
