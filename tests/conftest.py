@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,17 +48,8 @@ def run_fresh(*args, **kwargs) -> subprocess.CompletedProcess:
     return _run(*args, **kwargs)
 
 
-_warm: list[warm_python.WarmServer] = []
-
-
-def _warm_server() -> warm_python.WarmServer:
-    """This worker's warm interpreter, started on first use with the environment cli_env gives."""
-    if not _warm:
-        tmp = Path(tempfile.mkdtemp(prefix="rolecraft-warm-"))
-        _warm.append(warm_python.WarmServer(cli_env(tmp), tmp))
-        atexit.register(_warm[0].close)
-        atexit.register(shutil.rmtree, tmp, True)
-    return _warm[0]
+_warm = warm_python.Pool()
+atexit.register(_warm.close)
 
 
 def _run_with_scaled_timeout(*args, **kwargs):
@@ -67,8 +57,8 @@ def _run_with_scaled_timeout(*args, **kwargs):
     from the warm interpreter where that is the same as a fresh one (tests/warm_python.py)."""
     if len(args) == 1 and warm_python.enabled() and warm_python.routable(args[0], kwargs):
         env = kwargs.get("env") or dict(os.environ)
-        server = _warm_server()
-        if server.accepts(env):
+        server = _warm.server_for(env)
+        if server is not None:
             if kwargs.get("timeout") is not None:
                 kwargs["timeout"] = kwargs["timeout"] * TIMEOUT_SCALE
             pipe = subprocess.PIPE if kwargs.get("capture_output") else None
@@ -84,11 +74,33 @@ def _run_with_scaled_timeout(*args, **kwargs):
 subprocess.run = _run_with_scaled_timeout
 
 
+_session_env: dict[str, str] = {}
+
+
 def pytest_sessionstart(session):
     """An xdist worker starts its warm interpreter at once, so the imports overlap the first tests
     instead of delaying the first CLI command (a lone `pytest -n0` starts it on first use)."""
+    _session_env.update(os.environ)
     if os.environ.get("PYTEST_XDIST_WORKER") and warm_python.enabled():
-        _warm_server()
+        _warm.start(cli_env(Path(tempfile.gettempdir())))
+
+
+def _restore_session_env() -> None:
+    for k in set(os.environ) - set(_session_env) - {"PYTEST_CURRENT_TEST"}:
+        del os.environ[k]
+    for k, v in _session_env.items():
+        if os.environ.get(k) != v:
+            os.environ[k] = v
+
+
+@pytest.fixture(autouse=True)
+def _session_environment():
+    """Every test starts and ends with the session's environment. In-process training (Lightning
+    sets PL_GLOBAL_SEED) and quiet mode (progress-bar variables) change os.environ; left in place
+    they reach the CLIs later tests start, and send those to a fresh interpreter."""
+    _restore_session_env()
+    yield
+    _restore_session_env()
 
 
 @pytest.fixture(scope="session")
@@ -136,3 +148,15 @@ def read_metrics(run_dir: Path) -> dict:
 # Small, fast settings for end-to-end runs of the real CLI on the embedded default.
 FAST = ["trainer.max_steps=6", "trainer.val_check_interval=3", "trainer.checkpoint_every_n_steps=3",
         "data.max_eval_samples=4", "eval.generation.max_new_tokens=16", "trainer.enable_progress_bar=false"]
+
+
+# Files whose tests take longest (full suite, 2-core VM), slowest first. xdist hands out whole files
+# (--dist loadfile) in collection order, so these go first: a long file collected last would leave
+# the other worker idle while it runs (the tiny-model rebuild alone is over a minute).
+LONGEST_FIRST = ["test_fsdp.py", "test_twins.py", "test_train_e2e.py", "test_tiny_shipped.py",
+                 "test_faults_processes.py", "test_sweeps.py", "test_readme_commands.py", "test_evaluate.py"]
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import conftest
 import warm_python
 from conftest import REPO, cli_env, run_fresh
 
@@ -32,6 +33,13 @@ print(json.dumps({"argv": sys.argv, "cwd": os.getcwd(), "name": __name__, "stdin
 print("to stderr\r\nsecond line", file=sys.stderr)
 raise SystemExit(int(sys.argv[1].partition("exit=")[2] or 0) if len(sys.argv) > 1 else 0)
 '''
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _server_for_cli_env(tmp_path_factory):
+    """The server for cli_env's environment, as an xdist worker starts at once (`-n0` would run the
+    first commands fresh until the environment has been seen twice)."""
+    conftest._warm.start(cli_env(tmp_path_factory.mktemp("warm")))
 
 
 @pytest.fixture
@@ -94,7 +102,7 @@ def test_timeout_kills_the_child_and_raises_with_the_output_so_far(probe, tmp_pa
     with pytest.raises(subprocess.TimeoutExpired) as e:
         # conftest stretches timeouts by ROLECRAFT_TEST_TIMEOUT_SCALE; 1 s becomes a few
         subprocess.run([sys.executable, str(probe), "sleep"], env=env, capture_output=True, text=True, timeout=1)
-    assert "started" in e.value.stdout
+    assert b"started" in e.value.stdout  # bytes, as subprocess.run gives on a timeout
     assert time.monotonic() - t0 < 120  # it did not wait for the 600 s sleep
 
 
@@ -125,3 +133,19 @@ def test_what_the_warm_interpreter_must_not_take_runs_fresh(probe, tmp_path):
     r = subprocess.run([sys.executable, str(probe)], env=_env(tmp_path, HF_HOME=str(tmp_path / "hf")),
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and not json.loads(r.stdout)["torch_loaded"]  # a fresh interpreter ran it
+
+
+def test_an_environment_seen_twice_gets_its_own_server(tmp_path):
+    pool = warm_python.Pool()
+    try:
+        env = _env(tmp_path, SOME_SETTING="x")
+        assert pool.server_for(env) is None and not pool.servers  # once: fresh, no server
+        assert pool.server_for(env) is None and len(pool.servers) == 1  # twice: one starts warming
+        assert pool.server_for(dict(env, ROLECRAFT_CACHE="/other")) is pool.servers[next(iter(pool.servers))]
+        for i in range(2 * warm_python.Pool.MAX_SERVERS):
+            pool.server_for(_env(tmp_path, SOME_SETTING=str(i)))
+            pool.server_for(_env(tmp_path, SOME_SETTING=str(i)))
+        assert len(pool.servers) == warm_python.Pool.MAX_SERVERS  # bounded
+    finally:
+        pool.close()
+    assert all(s.proc.poll() is not None for s in pool.servers.values()) and not any(d.exists() for d in pool.dirs)

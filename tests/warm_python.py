@@ -176,6 +176,8 @@ def _key(env: dict) -> dict:
 
 
 class WarmServer:
+    """One warm interpreter, started with `env`; serves commands whose environment matches it."""
+
     def __init__(self, env: dict, tmp: Path):
         self.env = dict(env)
         self.sock = str(tmp / "warm.sock")
@@ -203,6 +205,53 @@ class WarmServer:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+
+
+class Pool:
+    """A pytest worker's warm interpreters, one per environment its commands use.
+
+    Tests start CLIs with a few environments (cli_env's; os.environ plus a variable or two); each
+    environment seen a second time gets its own server (the first command ran fresh meanwhile),
+    up to MAX_SERVERS; a one-off environment (a test's own HF_HOME) never costs a server."""
+
+    MAX_SERVERS = 3
+
+    def __init__(self):
+        self.servers: dict[frozenset, WarmServer] = {}
+        self.seen: dict[frozenset, int] = {}
+        self.dirs: list[Path] = []
+
+    def start(self, env: dict) -> WarmServer:
+        key = frozenset(_key(env).items())
+        if key not in self.servers:
+            tmp = Path(tempfile.mkdtemp(prefix="rolecraft-warm-"))  # short: a socket path is <= 107 bytes
+            self.dirs.append(tmp)
+            self.servers[key] = WarmServer(env, tmp)
+        return self.servers[key]
+
+    def server_for(self, env: dict) -> WarmServer | None:
+        key = frozenset(_key(env).items())
+        if key in self.servers:
+            return self.servers[key]
+        self.seen[key] = self.seen.get(key, 0) + 1
+        log = os.environ.get("ROLECRAFT_TEST_WARM_LOG")
+        if log:  # which variables sent a command to a fresh interpreter, for tuning LAZY_ENV
+            base = _key(next(iter(self.servers.values())).env) if self.servers else {}
+            mine = _key(env)
+            differs = sorted(k for k in set(base) | set(mine) if base.get(k) != mine.get(k))
+            with open(log, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"test": env.get("PYTEST_CURRENT_TEST", ""), "differs": differs}) + "\n")
+        if self.seen[key] >= 2 and len(self.servers) < self.MAX_SERVERS:
+            self.start(env)  # warms up while this command runs fresh
+        return None
+
+    def close(self) -> None:
+        import shutil
+
+        for server in self.servers.values():
+            server.close()
+        for d in self.dirs:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def run(server: WarmServer, args: list[str], *, cwd, env, input, timeout, text, encoding, errors,
@@ -254,19 +303,19 @@ def run(server: WarmServer, args: list[str], *, cwd, env, input, timeout, text, 
         finally:
             conn.close()
 
-        def _read(f):
+        def _read(f, decode: bool):
             if f is None:
                 return None
             f.seek(0)
             data = f.read()
-            if text or encoding or errors:
+            if decode and (text or encoding or errors):
                 data = data.decode(encoding or locale.getpreferredencoding(False), errors or "strict")
                 data = data.replace("\r\n", "\n").replace("\r", "\n")
             return data
 
-        out, err = _read(out_f), _read(err_f)
-        if timed_out:
-            raise subprocess.TimeoutExpired(args, timeout, output=out, stderr=err)
+        if timed_out:  # as subprocess.run: the output so far, as bytes even in text mode
+            raise subprocess.TimeoutExpired(args, timeout, output=_read(out_f, False), stderr=_read(err_f, False))
+        out, err = _read(out_f, True), _read(err_f, True)
         done = subprocess.CompletedProcess(args, code, out, err)
         if check:
             done.check_returncode()
