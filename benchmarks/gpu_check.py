@@ -238,7 +238,7 @@ class Check:
         if whole is None:
             raise RuntimeError("needs the fsdp-1dev run")
         mid = max(1, self.steps // 2)
-        ckpt = self.work / "fsdp" / "checkpoints" / f"step-step={mid}.ckpt"
+        ckpt = self.work / "fsdp" / "checkpoints" / f"step-{mid}.ckpt"
         m, out = self.train("fsdp-resume", [*self.fsdp(), f"ckpt_path='{ckpt}'"])  # quoted: the name holds '='
 
         rel = abs(m["train/loss"] - whole["train/loss"]) / abs(whole["train/loss"])

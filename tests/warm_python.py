@@ -10,8 +10,8 @@ What differs from a fresh interpreter is what `sys.modules` holds before the scr
 
 - only the plain forms `[python, FILE.py, ...]` and `[python, -m, rolecraft.cli, ...]` are routed
   here; interpreter flags (`-X importtime`, `-c`) keep a fresh process (the import-cost tests use them);
-- a command whose environment differs from the server's in anything but `LAZY_ENV` (keys read at
-  run time, never at import) runs in a fresh process: `HF_HOME`, `OMP_NUM_THREADS`, `TQDM_*` … are
+- a command whose environment differs from the server's in anything but `LAZY_ENV` / `LAZY_PREFIXES`
+  (keys read at run time, never at import) runs in a fresh process: `HF_HOME`, `OMP_NUM_THREADS`, `TQDM_*` … are
   read when the stack is imported;
 - the child reseeds torch's and numpy's global generators from the OS, as a fresh process would
   (Python's `random` does that itself after a fork);
@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 LAZY_ENV = ("ROLECRAFT_CACHE", "ROLECRAFT_RUNS", "PYTEST_CURRENT_TEST")
+LAZY_PREFIXES = ("ROLECRAFT_TEST_",)  # the tests' own variables (API keys for the loopback server ...)
 PRELOAD = ("torch", "lightning.pytorch", "transformers", "transformers.modeling_utils", "peft", "datasets")
 SCRIPTS_OK = ("train.py", "evaluate.py", "chat.py", "construct.py")
 MODULES_OK = ("rolecraft.cli",)
@@ -172,7 +173,7 @@ def enabled() -> bool:
 
 
 def _key(env: dict) -> dict:
-    return {k: v for k, v in env.items() if k not in LAZY_ENV}
+    return {k: v for k, v in env.items() if k not in LAZY_ENV and not k.startswith(LAZY_PREFIXES)}
 
 
 class WarmServer:

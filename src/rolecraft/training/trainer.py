@@ -68,7 +68,7 @@ def build_trainer(cfg, out: Path):
     from rolecraft.console import adopt_lightning_logging, is_quiet
 
     adopt_lightning_logging()  # its records print once, through our handler, on stderr
-    callbacks = [ModelCheckpoint(dirpath=str(out / "checkpoints"), filename="step-{step}",
+    callbacks = [ModelCheckpoint(dirpath=str(out / "checkpoints"), filename="step-{step}", auto_insert_metric_name=False,
                                  every_n_train_steps=max(1, t.checkpoint_every_n_steps),
                                  save_top_k=-1, save_last=True, save_on_train_epoch_end=False)]
     show_bar = t.enable_progress_bar and not is_quiet()
