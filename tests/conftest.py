@@ -150,11 +150,14 @@ FAST = ["trainer.max_steps=6", "trainer.val_check_interval=3", "trainer.checkpoi
         "data.max_eval_samples=4", "eval.generation.max_new_tokens=16", "trainer.enable_progress_bar=false"]
 
 
-# Files whose tests take longest (full suite, 2-core VM), slowest first. xdist hands out whole files
-# (--dist loadfile) in collection order, so these go first: a long file collected last would leave
-# the other worker idle while it runs (the tiny-model rebuild alone is over a minute).
-LONGEST_FIRST = ["test_fsdp.py", "test_twins.py", "test_train_e2e.py", "test_tiny_shipped.py",
-                 "test_faults_processes.py", "test_sweeps.py", "test_readme_commands.py", "test_evaluate.py"]
+# Files whose tests take longest (full suite, 2-core VM, measured 2026-12-03), slowest first. With
+# `--dist loadfile --no-loadscope-reorder` (addopts) xdist hands out whole files in collection order,
+# so these go first and the small files fill in at the end; xdist's default order (most tests first)
+# left the tiny-model rebuild or the FSDP file for last, one worker running while the other idled.
+LONGEST_FIRST = ["test_sweeps.py", "test_twins.py", "test_fsdp.py", "test_faults_processes.py",
+                 "test_readme_commands.py", "test_train_e2e.py", "test_tiny_shipped.py", "test_faults_config.py",
+                 "test_evaluate.py", "test_construct.py", "test_import_roleinstruct_v1.py", "test_gpu_check.py",
+                 "test_evaluate_api.py"]
 
 
 def pytest_collection_modifyitems(session, config, items):
