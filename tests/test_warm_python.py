@@ -96,6 +96,7 @@ def test_bytes_mode_stdout_to_stderr_and_check(probe, tmp_path):
     assert e.value.returncode == 5
 
 
+@pytest.mark.slow  # waits out the (stretched) timeout: a few seconds
 def test_timeout_kills_the_child_and_raises_with_the_output_so_far(probe, tmp_path):
     env = _env(tmp_path)
     t0 = time.monotonic()
