@@ -3,8 +3,8 @@ training stack (torch, lightning, transformers, peft, datasets).
 
 Why: on the 2-core CI machine a fresh interpreter spends ~11 s (one thread) importing that stack
 before the first line of train.py runs, and the suite starts well over a hundred such processes, so
-imports were most of the full suite's time. Here one warm server per pytest worker pays the imports
-once; each command is a child forked from it that runs the script as `__main__` with the caller's
+imports were most of the full suite's time. Here a warm server (a few per pytest worker, one per
+environment, see Pool) pays the imports once; each command is a child forked from it that runs the script as `__main__` with the caller's
 argv, cwd, environment, stdin/stdout/stderr, exit status and timeout, as `subprocess.run` would.
 What differs from a fresh interpreter is what `sys.modules` holds before the script starts, so:
 
