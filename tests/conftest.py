@@ -59,15 +59,18 @@ def _run_with_scaled_timeout(*args, **kwargs):
         env = kwargs.get("env") or dict(os.environ)
         server = _warm.server_for(env)
         if server is not None:
-            if kwargs.get("timeout") is not None:
-                kwargs["timeout"] = kwargs["timeout"] * TIMEOUT_SCALE
+            timeout = kwargs.get("timeout")
             pipe = subprocess.PIPE if kwargs.get("capture_output") else None
-            return warm_python.run(server, [str(a) for a in args[0]], cwd=kwargs.get("cwd"), env=env,
-                                   input=kwargs.get("input"), timeout=kwargs.get("timeout"),
-                                   text=kwargs.get("text") or kwargs.get("universal_newlines"),
-                                   encoding=kwargs.get("encoding"), errors=kwargs.get("errors"),
-                                   stdin=kwargs.get("stdin"), stdout=kwargs.get("stdout", pipe),
-                                   stderr=kwargs.get("stderr", pipe), check=kwargs.get("check", False))
+            try:
+                return warm_python.run(server, [str(a) for a in args[0]], cwd=kwargs.get("cwd"), env=env,
+                                       input=kwargs.get("input"),
+                                       timeout=None if timeout is None else timeout * TIMEOUT_SCALE,
+                                       text=kwargs.get("text") or kwargs.get("universal_newlines"),
+                                       encoding=kwargs.get("encoding"), errors=kwargs.get("errors"),
+                                       stdin=kwargs.get("stdin"), stdout=kwargs.get("stdout", pipe),
+                                       stderr=kwargs.get("stderr", pipe), check=kwargs.get("check", False))
+            except warm_python.ServerGone:  # died before the command was sent: run it fresh instead
+                pass
     return run_fresh(*args, **kwargs)
 
 

@@ -150,3 +150,25 @@ def test_an_environment_seen_twice_gets_its_own_server(tmp_path):
     finally:
         pool.close()
     assert all(s.proc.poll() is not None for s in pool.servers.values()) and not any(d.exists() for d in pool.dirs)
+
+
+def test_a_dead_server_sends_its_commands_to_a_fresh_interpreter(probe, tmp_path, monkeypatch):
+    pool = warm_python.Pool()
+    try:
+        env = _env(tmp_path)
+        server = pool.start(env)
+        server.proc.kill()
+        server.proc.wait()
+        # a command already routed to it when it died: nothing is sent, the caller is told to go fresh
+        with pytest.raises(warm_python.ServerGone):
+            warm_python.run(server, [sys.executable, str(probe)], cwd=tmp_path, env=env, input=None, timeout=60,
+                            text=True, encoding=None, errors=None, stdin=None, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, check=False)
+        monkeypatch.setattr(conftest, "_warm", pool)
+        for _ in range(3):  # dropped and never restarted: every later command runs fresh and succeeds
+            r = subprocess.run([sys.executable, str(probe), "exit=4"], env=env, capture_output=True, text=True,
+                               timeout=120)
+            assert r.returncode == 4 and not json.loads(r.stdout)["torch_loaded"]
+        assert not pool.servers and len(pool.gone) == 1
+    finally:
+        pool.close()

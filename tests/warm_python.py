@@ -172,6 +172,11 @@ def enabled() -> bool:
     return os.environ.get("ROLECRAFT_TEST_WARM", "1") != "0" and hasattr(os, "fork") and hasattr(socket, "send_fds")
 
 
+class ServerGone(RuntimeError):
+    """The warm interpreter is not there (it exited, or its socket refuses); nothing was sent, so
+    the caller can run the command fresh."""
+
+
 def _key(env: dict) -> dict:
     return {k: v for k, v in env.items() if k not in LAZY_ENV and not k.startswith(LAZY_PREFIXES)}
 
@@ -192,14 +197,21 @@ class WarmServer:
 
     def _connect(self, deadline: float) -> socket.socket:
         while not os.path.exists(self.sock):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the warm interpreter exited with {self.proc.returncode}; see {self.log.name}")
+            if not self.alive():
+                raise ServerGone(f"the warm interpreter exited with {self.proc.returncode}; see {self.log.name}")
             if time.monotonic() > deadline:
                 raise RuntimeError("the warm interpreter did not start in time")
             time.sleep(0.05)
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        s.connect(self.sock)
+        try:
+            s.connect(self.sock)
+        except OSError as e:  # refused or vanished: the server died after binding
+            s.close()
+            raise ServerGone(f"the warm interpreter does not answer ({e}); see {self.log.name}") from e
         return s
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -213,13 +225,15 @@ class Pool:
 
     Tests start CLIs with a few environments (cli_env's; os.environ plus a variable or two); each
     environment seen a second time gets its own server (the first command ran fresh meanwhile),
-    up to MAX_SERVERS; a one-off environment (a test's own HF_HOME) never costs a server."""
+    up to MAX_SERVERS; a one-off environment (a test's own HF_HOME) never costs a server. A server
+    that died is dropped and not restarted: its environment's commands run fresh from then on."""
 
     MAX_SERVERS = 3
 
     def __init__(self):
         self.servers: dict[frozenset, WarmServer] = {}
         self.seen: dict[frozenset, int] = {}
+        self.gone: set[frozenset] = set()
         self.dirs: list[Path] = []
 
     def start(self, env: dict) -> WarmServer:
@@ -233,7 +247,12 @@ class Pool:
     def server_for(self, env: dict) -> WarmServer | None:
         key = frozenset(_key(env).items())
         if key in self.servers:
-            return self.servers[key]
+            if self.servers[key].alive():
+                return self.servers[key]
+            self.gone.add(key)
+            self.servers.pop(key).close()
+        if key in self.gone:
+            return None
         self.seen[key] = self.seen.get(key, 0) + 1
         log = os.environ.get("ROLECRAFT_TEST_WARM_LOG")
         if log:  # which variables sent a command to a fresh interpreter, for tuning LAZY_ENV
