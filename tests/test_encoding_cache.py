@@ -69,6 +69,28 @@ def test_second_run_encodes_nothing_and_keeps_truncation_counts(setup, tmp_path)
     assert uncached.calls == len(samples) + 3 and rows(train3) == rows(train1)
 
 
+def test_cached_rows_are_views_of_the_file_and_batch_as_the_in_memory_rows(setup, tmp_path):
+    import torch
+
+    from rolecraft.data.batching import StepCollator
+
+    ds, tok = setup
+    samples = [s for s in ds.samples if s.split == "train"][:12]
+    _, cached, _ = encode(ds, tok, samples, tmp_path)
+    _, in_memory, _ = encode(ds, tok, samples, None)
+    r = cached[0].input_ids
+    # a hit copies nothing: read-only int32 views of the memory-mapped Arrow buffers
+    assert r.dtype.name == "int32" and not r.flags.writeable and not r.flags.owndata
+    for packing in (False, True):
+        collate = StepCollator(tok.pad_token_id, 2, packing=packing, pack_length=256)
+        a, b = collate(list(cached[:6])), collate(list(in_memory[:6]))
+        assert (a["tokens"], a["label_tokens"]) == (b["tokens"], b["label_tokens"])
+        for ma, mb in zip(a["micro"], b["micro"], strict=True):
+            assert ma.keys() == mb.keys()
+            for k in ma:  # the loss needs int64 labels, whatever the rows hold
+                assert ma[k].dtype == torch.long and torch.equal(ma[k], mb[k]), (packing, k)
+
+
 @pytest.mark.parametrize("change", ["chat_template", "emotions", "num_exemplars", "max_source_length", "data"])
 def test_a_changed_input_encodes_again(setup, tmp_path, change):
     ds, tok = setup

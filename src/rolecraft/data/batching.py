@@ -62,7 +62,9 @@ def packed_batch(rows: Sequence[Encoded]) -> dict[str, torch.Tensor]:
         labels.append(IGNORE_INDEX)
         labels.extend(r.labels[1:])
         pos.extend(range(len(r.input_ids)))
-    return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]), "position_ids": torch.tensor([pos])}
+    # dtype given: rows from the encoding cache are int32 arrays, and the loss needs int64 labels
+    return {"input_ids": torch.tensor([ids], dtype=torch.long), "labels": torch.tensor([labels], dtype=torch.long),
+            "position_ids": torch.tensor([pos], dtype=torch.long)}
 
 
 class StepCollator:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 IGNORE_INDEX = -100
 # which assistant turns of a multi-turn chat carry labels (torchtune's train_on_assistant / train_on_last)
@@ -11,8 +12,9 @@ LOSS_POLICIES = ("all", "last")
 
 @dataclass
 class Encoded:
-    input_ids: list[int]
-    labels: list[int]
+    # lists when encoded in this process; read-only int32 NumPy views when loaded from the encoding cache
+    input_ids: Sequence[int]
+    labels: Sequence[int]
 
 
 @dataclass
