@@ -124,6 +124,11 @@ def test_what_the_warm_interpreter_must_not_take_runs_fresh(probe, tmp_path):
     assert not warm_python.routable([sys.executable, str(tmp_path / "other.py")], {})
     assert not warm_python.routable([sys.executable, str(probe)], {"start_new_session": True})
     assert not warm_python.routable([sys.executable, "-m", "pip", "list"], {})
+    assert not warm_python.routable([sys.executable, str(probe)], {"stdin": subprocess.PIPE})
+    with open(probe, "rb") as f:
+        assert not warm_python.routable([sys.executable, str(probe)], {"stdin": f})
+    assert not warm_python.routable([sys.executable, str(probe)], {"stdin": subprocess.DEVNULL, "input": b""})
+    assert warm_python.routable([sys.executable, str(probe)], {"stdin": subprocess.DEVNULL})
     assert warm_python.routable([sys.executable, str(probe)], {"capture_output": True, "text": True})
     # variables read when the stack is imported (HF_HOME, thread counts, tqdm's) need a fresh process
     server = warm_python.WarmServer.__new__(warm_python.WarmServer)

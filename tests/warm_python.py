@@ -356,7 +356,10 @@ def routable(args, kwargs: dict) -> bool:
                "stdout", "stderr", "check", "universal_newlines"}
     if set(kwargs) - allowed:
         return False
-    if kwargs.get("stdin") not in (None, subprocess.DEVNULL) or (kwargs.get("stdin") and kwargs.get("input") is not None):
+    stdin = kwargs.get("stdin")
+    if stdin not in (None, subprocess.DEVNULL):  # the caller's file or pipe
+        return False
+    if stdin is not None and kwargs.get("input") is not None:  # subprocess.run's own ValueError, from a fresh call
         return False
     for k in ("stdout", "stderr"):
         if kwargs.get(k) not in (None, subprocess.PIPE) and not (k == "stderr" and kwargs[k] == subprocess.STDOUT):
