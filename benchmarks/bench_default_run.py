@@ -60,8 +60,9 @@ def main() -> None:
         ("`python train.py --cfg job` (median of 3)", f"{statistics.median(cfg_times):.2f} s"),
         ("`python train.py`, cold (empty cache): wall / launch to first step",
          f"{cold_wall:.1f} s / {cold['time/launch_to_first_step_seconds']:.1f} s"),
-        (f"`python train.py`, warm: wall / launch to first step ({len(warm)} run(s))",
-         f"{wall:.1f} s / {min(first_step):.1f}–{max(first_step):.1f} s"),
+        (f"`python train.py`, warm: wall, median [min–max] / launch to first step ({len(warm)} run(s))",
+         f"{wall:.1f} s [{min(w for w, _ in warm):.1f}–{max(w for w, _ in warm):.1f}] / "
+         f"{min(first_step):.1f}–{max(first_step):.1f} s"),
         ("fit (120 steps) / generation (125 test items)",
          f"{trained['train/fit_seconds']:.1f} s / {trained['test/generation_seconds']:.1f} s"),
         ("training throughput", f"{trained['train/tokens'] / trained['train/fit_seconds']:.0f} tokens/s"),
