@@ -177,3 +177,26 @@ def test_a_dead_server_sends_its_commands_to_a_fresh_interpreter(probe, tmp_path
         assert not pool.servers and len(pool.gone) == 1
     finally:
         pool.close()
+
+
+@pytest.mark.slow  # the orphaned server first finishes importing the stack (~10 s), then notices
+def test_a_killed_worker_leaves_no_server_and_no_temp_dir(tmp_path):
+    code = (f"import sys; sys.path.insert(0, {str(REPO / 'tests')!r}); import os, warm_python; "
+            "s = warm_python.Pool().start(dict(os.environ)); print(s.proc.pid, os.path.dirname(s.sock), flush=True); "
+            "os._exit(0)")  # as a SIGKILL would: no Pool.close
+    r = run_fresh([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    pid, folder = r.stdout.split()
+    assert os.path.isdir(folder)
+    deadline = time.monotonic() + 60 * conftest.TIMEOUT_SCALE
+    while (os.path.isdir(folder) or _alive(int(pid))) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not os.path.isdir(folder) and not _alive(int(pid))
+
+
+def _alive(pid: int) -> bool:
+    """Running, not exited (a zombie left for init to reap has exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -41,14 +41,17 @@ MODULES_OK = ("rolecraft.cli",)
 MAX_MSG = 1 << 20
 
 
-# ---- the server (a separate process: `python warm_python.py SOCKET`) --------------------------------
+# ---- the server (a separate process: `python warm_python.py SOCKET PARENT_PID`) --------------------------------
 
-def serve(sock_path: str) -> None:
+def serve(sock_path: str, parent: int) -> None:
+    """Import the stack, then fork a child per request until ``parent`` (the pytest worker) is gone.
+
+    The parent's pid comes from the command line: read after the imports, ``os.getppid()`` would
+    already be init's if the worker died meanwhile, and the server would never leave."""
     import importlib
 
     for name in PRELOAD:
         importlib.import_module(name)
-    parent = os.getppid()
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     tmp = sock_path + ".binding"
     srv.bind(tmp)
@@ -57,7 +60,10 @@ def serve(sock_path: str) -> None:
     srv.settimeout(1.0)
     while True:
         _reap()
-        if os.getppid() != parent:  # the pytest worker is gone
+        if os.getppid() != parent:  # the pytest worker is gone (killed: its Pool.close never ran)
+            import shutil
+
+            shutil.rmtree(os.path.dirname(sock_path), ignore_errors=True)  # our own temp dir, no litter
             os._exit(0)
         try:
             conn, _ = srv.accept()
@@ -188,7 +194,8 @@ class WarmServer:
         self.env = dict(env)
         self.sock = str(tmp / "warm.sock")
         self.log = open(tmp / "warm.log", "wb")
-        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), self.sock], env=self.env,
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), self.sock, str(os.getpid())],
+                                     env=self.env,
                                      stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
                                      cwd=str(tmp))
 
@@ -371,4 +378,4 @@ def routable(args, kwargs: dict) -> bool:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], int(sys.argv[2]))
