@@ -239,7 +239,7 @@ class Check:
             raise RuntimeError("needs the fsdp-1dev run")
         mid = max(1, self.steps // 2)
         ckpt = self.work / "fsdp" / "checkpoints" / f"step-{mid}.ckpt"
-        m, out = self.train("fsdp-resume", [*self.fsdp(), f"ckpt_path='{ckpt}'"])  # quoted: the name holds '='
+        m, out = self.train("fsdp-resume", [*self.fsdp(), f"ckpt_path='{ckpt}'"])  # quoted: a path may hold Hydra grammar
 
         rel = abs(m["train/loss"] - whole["train/loss"]) / abs(whole["train/loss"])
         diff = self.compare_adapters(self.work / "fsdp" / "adapter", out / "adapter")

@@ -69,7 +69,7 @@ def _run_with_scaled_timeout(*args, **kwargs):
                                        encoding=kwargs.get("encoding"), errors=kwargs.get("errors"),
                                        stdin=kwargs.get("stdin"), stdout=kwargs.get("stdout", pipe),
                                        stderr=kwargs.get("stderr", pipe), check=kwargs.get("check", False))
-            except warm_python.ServerGone:  # died before the command was sent: run it fresh instead
+            except warm_python.ServerGone:  # gone or not ready, nothing sent: run it fresh instead
                 pass
     return run_fresh(*args, **kwargs)
 
@@ -127,8 +127,9 @@ def run_train(args: list[str], cache: Path, runs: Path, timeout: int = 600,
               fresh: bool = False) -> subprocess.CompletedProcess:
     """`python train.py ARGS` in a subprocess, as a user types it (forked from the warm interpreter
     unless fresh)."""
-    return (run_fresh if fresh else subprocess.run)([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, env=cli_env(cache, runs),
-                          capture_output=True, text=True, timeout=timeout)
+    run = run_fresh if fresh else subprocess.run
+    return run([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, env=cli_env(cache, runs),
+               capture_output=True, text=True, timeout=timeout)
 
 
 def run_evaluate(args: list[str], cache: Path, out: Path, env: dict | None = None,

@@ -4,8 +4,9 @@ training stack (torch, lightning, transformers, peft, datasets).
 Why: on the 2-core CI machine a fresh interpreter spends ~11 s (one thread) importing that stack
 before the first line of train.py runs, and the suite starts well over a hundred such processes, so
 imports were most of the full suite's time. Here a warm server (a few per pytest worker, one per
-environment, see Pool) pays the imports once; each command is a child forked from it that runs the script as `__main__` with the caller's
-argv, cwd, environment, stdin/stdout/stderr, exit status and timeout, as `subprocess.run` would.
+environment, see Pool) pays the imports once; each command is a child forked from it that runs the
+script as `__main__` with the caller's argv, cwd, environment, stdin/stdout/stderr, exit status and
+timeout, as `subprocess.run` would.
 What differs from a fresh interpreter is what `sys.modules` holds before the script starts, so:
 
 - only the plain forms `[python, FILE.py, ...]` and `[python, -m, rolecraft.cli, ...]` are routed
@@ -179,8 +180,8 @@ def enabled() -> bool:
 
 
 class ServerGone(RuntimeError):
-    """The warm interpreter is not there (it exited, or its socket refuses); nothing was sent, so
-    the caller can run the command fresh."""
+    """The warm interpreter is not there (it exited, its socket refuses, or it is still importing
+    after 10 minutes); nothing was sent, so the caller can run the command fresh."""
 
 
 def _key(env: dict) -> dict:
@@ -206,8 +207,8 @@ class WarmServer:
         while not os.path.exists(self.sock):
             if not self.alive():
                 raise ServerGone(f"the warm interpreter exited with {self.proc.returncode}; see {self.log.name}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("the warm interpreter did not start in time")
+            if time.monotonic() > deadline:  # a machine too loaded to import the stack: go fresh
+                raise ServerGone(f"the warm interpreter is still not ready; see {self.log.name}")
             time.sleep(0.05)
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
